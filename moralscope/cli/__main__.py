@@ -1,0 +1,3 @@
+from moralscope.cli import main
+
+main()

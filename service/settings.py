@@ -1,0 +1,104 @@
+"""Service settings, read from ``MORALSCOPE_*`` environment variables (and an optional .env file).
+
+Settings are built on demand (:func:`get_settings`), never at import time, so tests and the CLI can
+set the environment first. Every variable a deployment sets must be a field here (a test checks the
+Kubernetes manifests against this class).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    """``$MORALSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/moralscope``, else ``~/.cache/moralscope``."""
+    if env := os.environ.get("MORALSCOPE_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "moralscope"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "moralscope"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MORALSCOPE_", env_file=".env", extra="ignore", frozen=True)
+
+    # where things live
+    data_dir: Path | None = Field(
+        None, description="Dataset folder searched before the cache (layout as shared/datasets)."
+    )
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Dataset and model cache.")
+    download: bool = Field(True, description="Download missing datasets from their pinned upstream URLs.")
+    results_uri: str = Field(
+        default_factory=lambda: str(default_state_dir() / "results"),
+        description="Where job results go: a local folder or any pyarrow filesystem URI (s3://bucket/prefix, gs://...).",
+    )
+    store_path: Path = Field(
+        default_factory=lambda: default_state_dir() / "jobs.sqlite3", description="The SQLite job store."
+    )
+
+    # compute
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address (ray://host:10001 or auto); default: $RAY_ADDRESS, else a local Ray.",
+    )
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (ignored with a cluster).")
+    concurrency: int = Field(1, ge=1, le=64, description="Jobs that run at the same time.")
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
+    allow_unauthenticated_remote: bool = Field(
+        False,
+        description="Listen beyond 127.0.0.1 with no API keys configured (unsafe outside a private network).",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="API keys, comma-separated. With keys, every /v1 call needs one."
+    )
+    api_keys_file: Path | None = Field(None, description="A file with one API key per line (a mounted Secret).")
+
+    # limits
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body.")
+    max_items_per_job: int = Field(2_000_000, ge=1, description="Most prompts (rows) one job may plan.")
+    max_queued_jobs_per_key: int = Field(20, ge=1, description="Most unfinished jobs one API key may have.")
+
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    def all_api_keys(self) -> list[str]:
+        """Keys from MORALSCOPE_API_KEYS and from the keys file (blank lines and # comments ignored)."""
+        keys = [key.get_secret_value() for key in self.api_keys]
+        if self.api_keys_file is not None:
+            try:
+                lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ValueError(f"cannot read MORALSCOPE_API_KEYS_FILE {self.api_keys_file}: {exc.strerror}") from exc
+            keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        return keys
+
+    @property
+    def effective_ray_address(self) -> str | None:
+        return self.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (cached; tests clear the cache with ``get_settings.cache_clear()``)."""
+    return Settings()
