@@ -15,18 +15,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-def default_cache_dir() -> Path:
-    """``$MORALSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/moralscope``, else ``~/.cache/moralscope``."""
-    if env := os.environ.get("MORALSCOPE_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "moralscope"
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "moralscope"
+from schemas.paths import default_cache_dir, default_state_dir
 
 
 class Settings(BaseSettings):
