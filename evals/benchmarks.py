@@ -1,11 +1,13 @@
 """The shape every benchmark module has, and the plan of a job's prompts.
 
-Each of ``evals.bbq``, ``evals.winogender`` and ``evals.lawschool`` provides the same four functions:
+Each of ``evals.bbq``, ``evals.winogender`` and ``evals.lawschool`` provides the same functions:
 
 - ``load_items(spec, sources, seed) -> list[Item]``: the selected items, in file order;
 - ``render(item, condition) -> list[EvalPrompt]``: one prompt per variant (law school: Black, white);
-- ``sample_columns(prompt, scores) -> dict``: the benchmark's columns of a samples row;
-- ``compute_metrics(samples, settings) -> list[MetricRow]`` (in ``evals.metrics``): the benchmark's metrics.
+- ``sample_columns(prompt, scores) -> dict``: the benchmark's columns of a samples row.
+
+Its metrics live in ``evals.metrics.<name>``; :func:`evals.metrics.compute_metrics` turns a samples
+frame of any benchmarks into rows of the metrics table.
 
 The runner only ever talks to :class:`Benchmark`, so adding a benchmark means adding one module.
 """
