@@ -14,7 +14,7 @@ import importlib
 
 import click
 
-# command name → "module:attribute"; modules are imported lazily.
+# command name → "module:attribute"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
     "data": "moralscope.cli.data:data",
     "prompts": "moralscope.cli.prompts:prompts",
@@ -31,21 +31,42 @@ COMMANDS: dict[str, str] = {
     "results": "moralscope.cli.client:results",
 }
 
+# one-line help per command, so that `moralscope --help` imports no command module.
+COMMAND_HELP: dict[str, str] = {
+    "data": "Check and download the benchmark datasets.",
+    "prompts": "Print the exact rendered prompt of an item under a condition.",
+    "models": "Resolve, convert and cache models.",
+    "score": "Score candidate continuations of a literal prompt.",
+    "generate": "Sample a continuation of a literal prompt.",
+    "serve": "Serve the REST API and run submitted jobs.",
+    "run": "Run a job spec in this process (no server) and print its metrics.",
+    "spec": "The job spec's JSON Schema; validate spec files offline.",
+    "submit": "Submit a job spec to a server (--wait to follow it).",
+    "status": "Show a job's state and progress.",
+    "list": "List jobs on a server.",
+    "cancel": "Cancel a job.",
+    "results": "Fetch a job's metrics or samples.",
+}
+
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use (``--help`` imports none)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
-        module_name, attribute = target.split(":")
+        module_name, attribute = COMMANDS[cmd_name].split(":")
         command = getattr(importlib.import_module(module_name), attribute)
-        assert isinstance(command, click.Command), target
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMAND_HELP[name]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,43 @@
+"""``moralscope spec``: the job spec's JSON Schema, and offline validation of spec files."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from moralscope.cli.errors import print_json, run_command
+
+
+@click.group()
+def spec() -> None:
+    """Job spec tools: the JSON Schema, and validating spec files offline."""
+
+
+@spec.command()
+def schema() -> None:
+    """Print the JSON Schema of the job spec (also in schemas/jobspec.schema.json)."""
+    from schemas.spec import job_spec_json_schema
+
+    click.echo(json.dumps(job_spec_json_schema(), indent=2))
+
+
+@spec.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the validated spec with defaults filled in.")
+@run_command
+def validate(spec_file: str, as_json: bool) -> None:
+    """Validate SPEC_FILE; print what it will run (exit 1 with the offending fields if invalid)."""
+    from evals.conditions import conditions_for
+    from moralscope.specfile import load_job_spec
+
+    job = load_job_spec(spec_file)
+    if as_json:
+        print_json(job)
+        return
+    click.echo(f"{spec_file}: valid")
+    for model in job.models:
+        click.echo(f"  model {model.key}: {model.name} ({model.engine}, {model.dtype}, {model.prompt_format})")
+    for benchmark in job.benchmarks.selected:
+        names = ", ".join(c.name for c in conditions_for(job, benchmark))
+        click.echo(f"  {benchmark}: {names}")
