@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from schemas.inference import DType, EngineName, PromptFormat
 
@@ -198,8 +198,13 @@ class ConditionSpec(_Spec):
         return value
 
 
+def _condition_kind(value: Any) -> str:
+    return "builtin" if isinstance(value, str) else "defined"
+
+
 ConditionEntry = Annotated[
-    str | ConditionSpec,
+    Annotated[str, Tag("builtin")] | Annotated[ConditionSpec, Tag("defined")],
+    Discriminator(_condition_kind),
     Field(description="A built-in condition name (Q, Q+IF, Q+IF+CoT, Q+MatchStats) or a user-defined condition."),
 ]
 
