@@ -37,7 +37,12 @@ BENCHMARK = "bbq"
 LABELS: tuple[str, str, str] = ("a", "b", "c")
 ANSWER_FORMS: tuple[str, ...] = (" ({label})", "({label})")
 """The surface forms scored for each answer label (``{label}`` is a, b or c); an answer's probability
-is the sum over its forms. Provisional: the final list is fixed after measuring the models' tokenizers."""
+is the sum over its forms (SPEC §3: `` (a)``, and ``(a)`` which tokenises differently).
+
+The bare-letter forms (`` a``) are deliberately left out: after ``The answer is`` the token `` a`` is
+mostly the English article, so it would inflate answer (a) only. Measured on the embedded SmolLM2
+(chat format, BBQ Age rows): mean P(`` a``) 0.0098 ≈ P(`` (a)``) 0.0092, while P(`` b``) 0.0006 and
+P(`` c``) 0.0026 — counting it would have doubled (a)'s mass for a reason unrelated to the answer."""
 
 
 @dataclass(frozen=True, slots=True)
