@@ -37,9 +37,22 @@ typecheck: setup
 	$(VENV)/bin/mypy schemas evals workers service moralscope
 
 unit: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --ignore=tests/deploy
 
-test: lint typecheck unit
+test: lint typecheck check-deploy unit
+
+# Deployment checks without Docker or a cluster: hadolint on the Dockerfile, every Kustomize overlay
+# rendered by kubectl and validated (Kubernetes schemas, KubeRay CRDs in ../shared/k8s-schemas,
+# settings and CLI contracts: tests/deploy). kubectl comes from Debian's kubernetes-client.
+check-deploy: setup
+	@command -v kubectl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client; \
+	  else echo "kubectl not found: install Debian's kubernetes-client (sudo apt-get install kubernetes-client)" >&2; exit 1; fi; }
+	$(VENV)/bin/hadolint --failure-threshold style Dockerfile
+	@for overlay in deploy/k8s/overlays/*/; do \
+	  errors=$$(kubectl kustomize "$$overlay" 2>&1 >/dev/null) || { echo "kubectl kustomize $$overlay failed: $$errors" >&2; exit 1; }; \
+	done
+	$(VENV)/bin/pytest -q tests/deploy
 
 schema: setup
 	$(PY) -m moralscope.cli spec schema > schemas/jobspec.schema.json
