@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (ignored with a cluster).")
     concurrency: int = Field(1, ge=1, le=64, description="Jobs that run at the same time.")
+    engine_max_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a batch whose engine actor died, before the job fails."
+    )
 
     # HTTP
     host: str = Field("127.0.0.1", description="Interface to listen on.")

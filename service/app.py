@@ -1,0 +1,77 @@
+"""The FastAPI application: routers, error handlers, limits, and the runner in the background.
+
+:func:`create_app` builds an app for given settings (default: the environment's). The job store is
+opened when the app is built; the runner starts with the app's lifespan and stops with it, leaving
+unfinished jobs resumable. ``run_jobs=False`` serves the API without executing jobs (a read-only
+replica, or API tests that must not start models).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI
+
+from service.api import health, jobs
+from service.api.body_limit import BodySizeLimit
+from service.api.errors import install_error_handlers
+from service.auth import KeyRing
+from service.db import Database
+from service.runner.scheduler import Runner
+from service.settings import Settings, get_settings
+from service.store import JobStore
+from service.telemetry import make_registry
+
+DESCRIPTION = """\
+Batch evaluation of moral self-correction in language models (Ganguli et al. 2023): BBQ, Winogender and
+law-school admissions under the conditions Q, Q+IF, Q+IF+CoT and Q+MatchStats.
+
+Submit a job spec, follow it (`/v1/jobs/{id}/events`), download `samples.parquet` and `metrics.parquet`.
+With API keys configured, every `/v1` call needs `Authorization: Bearer <key>`. Errors are
+`{"error": {"code", "message", "field"}}`.
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("moralscope")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> FastAPI:
+    """The API app. Raises ValueError when the API keys file cannot be read."""
+    settings = settings or get_settings()
+    logging.getLogger("moralscope").setLevel(settings.log_level.upper())
+    keyring = KeyRing.from_settings(settings)
+    db = Database(settings.store_path)
+    store = JobStore(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = Runner(store, settings) if run_jobs else None
+        app.state.runner = runner
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+            db.close()
+
+    app = FastAPI(title="moralscope", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.keyring = keyring
+    app.state.runner = None
+    app.state.metrics_registry = make_registry(store)
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+    return app

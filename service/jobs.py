@@ -1,0 +1,97 @@
+"""The service layer behind the routes: keyword-only functions over the store, the runner and the files.
+
+Routes stay thin (parse, call one of these, return); these functions hold the rules: limits checked on
+submission, ownership on every access, and which results exist in which state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.errors import NotFoundError
+from schemas.jobs import JobList, JobState, JobView
+from schemas.spec import JobSpec
+from service.auth import Principal
+from service.limits import check_submission
+from service.results import JobFiles, normalize_results_root
+from service.runner.scheduler import Runner
+from service.settings import Settings
+from service.store import JobStore
+from service.views import job_list, job_view
+
+RESULT_FILES = {"samples": "samples.parquet", "metrics": "metrics.parquet", "spec": "spec.json"}
+
+
+def submit_job(
+    *,
+    store: JobStore,
+    settings: Settings,
+    principal: Principal,
+    spec: JobSpec,
+    idempotency_key: str | None = None,
+    runner: Runner | None = None,
+) -> tuple[JobView, bool]:
+    """Queue a job; returns (its view, whether it was created) — an idempotent replay is not created.
+
+    Raises LimitExceededError: 422 when the job plans more rows than ``max_items_per_job``, 429 when
+    the caller already has ``max_queued_jobs_per_key`` unfinished jobs.
+    """
+    check_submission(spec, settings=settings)
+    job, created = store.create_job(
+        owner=principal.owner,
+        spec=spec,
+        results_root=normalize_results_root(settings.results_uri),
+        idempotency_key=idempotency_key,
+        max_unfinished=settings.max_queued_jobs_per_key,
+    )
+    if created and runner is not None:
+        runner.wake()
+    return job_view(store, job), created
+
+
+def list_jobs(
+    *, store: JobStore, principal: Principal, state: JobState | None = None, limit: int = 20, offset: int = 0
+) -> JobList:
+    """The caller's jobs, newest first."""
+    jobs, count = store.list_jobs(owner=principal.owner, state=state, limit=limit, offset=offset)
+    return job_list(store, jobs, count)
+
+
+def get_job(*, store: JobStore, principal: Principal, job_id: str) -> JobView:
+    return job_view(store, store.get_job(job_id, owner=principal.owner))
+
+
+def cancel_job(*, store: JobStore, principal: Principal, job_id: str, runner: Runner | None = None) -> JobView:
+    """Ask a job to stop: queued jobs end at once; running ones stop dispatching and end ``cancelled``."""
+    job = store.request_cancel(job_id, owner=principal.owner)
+    if runner is not None:
+        runner.wake()
+    return job_view(store, job)
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    files: JobFiles
+    relative: str
+    filename: str
+    """A download name: ``<job id>-samples.parquet``."""
+
+
+def result_file(*, store: JobStore, principal: Principal, job_id: str, name: str) -> ResultFile:
+    """A result file of a finished job (``samples``, ``metrics`` or ``spec``); NotFoundError until it exists."""
+    job = store.get_job(job_id, owner=principal.owner)
+    relative = RESULT_FILES[name]
+    files = JobFiles(job.location)
+    available = job.state == JobState.COMPLETED or (job.state == JobState.CANCELLED and name != "metrics")
+    if not available or not files.exists(relative):
+        raise NotFoundError(
+            f"job {job_id} has no {name} results (state {job.state.value}); "
+            + (
+                "they are written when it completes"
+                if not job.state.is_terminal
+                else "a cancelled job keeps the samples of its finished shards but has no metrics"
+                if job.state == JobState.CANCELLED
+                else "the job did not complete"
+            )
+        )
+    return ResultFile(files, relative, f"{job_id}-{relative}")

@@ -1,0 +1,112 @@
+"""Turning engine results into table rows: reasoning parts and rows of the samples table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from evals.benchmarks import get_benchmark
+from evals.scoring import combine_forms
+from schemas.inference import GenerateResult, ScoreResult
+from schemas.tables import SAMPLES_SCHEMA
+from service.runner.plan import PlannedRow
+
+REASONING_SCHEMA = pa.schema(
+    [
+        pa.field("item_key", pa.string(), nullable=False),
+        pa.field("sample", pa.int32(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("reasoning", pa.string(), nullable=False),
+        pa.field("prompt_tokens", pa.int32(), nullable=False),
+        pa.field("reasoning_tokens", pa.int32(), nullable=False),
+        pa.field("finish_reason", pa.string(), nullable=False),
+    ],
+    metadata={b"moralscope.table": b"reasoning-part"},
+)
+"""A reason shard's part: the sampled reasoning of each (item, sample), kept so it is generated once."""
+
+
+def reasoning_table(rows: Sequence[PlannedRow], seeds: Sequence[int], results: Sequence[GenerateResult]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "item_key": row.prompt.key,
+                "sample": row.sample,
+                "seed": seed,
+                "reasoning": result.text,
+                "prompt_tokens": result.prompt_tokens,
+                "reasoning_tokens": result.completion_tokens,
+                "finish_reason": result.finish_reason,
+            }
+            for row, seed, result in zip(rows, seeds, results, strict=True)
+        ],
+        schema=REASONING_SCHEMA,
+    )
+
+
+def reasoning_by_row(table: pa.Table) -> dict[tuple[str, int], tuple[str, int]]:
+    """(item key, sample) → (reasoning text, reasoning tokens) of a reasoning part."""
+    return {
+        (key, sample): (text, tokens)
+        for key, sample, text, tokens in zip(
+            table.column("item_key").to_pylist(),
+            table.column("sample").to_pylist(),
+            table.column("reasoning").to_pylist(),
+            table.column("reasoning_tokens").to_pylist(),
+            strict=True,
+        )
+    }
+
+
+def model_labels_json(labels: dict[str, Any]) -> str:
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"))
+
+
+def sample_row(
+    *,
+    model: str,
+    model_labels: str,
+    row: PlannedRow,
+    prompt_text: str,
+    result: ScoreResult,
+    reasoning: tuple[str, int] | None,
+) -> dict[str, Any]:
+    """One row of the samples table (common columns, then the benchmark's own)."""
+    prompt = row.prompt
+    scores = combine_forms(prompt.candidates, result.continuations)
+    columns = dict(get_benchmark(prompt.benchmark).sample_columns(prompt, scores))
+    columns.update(
+        model=model,
+        model_labels=model_labels,
+        benchmark=prompt.benchmark,
+        condition=prompt.condition,
+        item_id=prompt.item_id,
+        variant=prompt.variant,
+        sample=row.sample,
+        category=prompt.category,
+        cluster=prompt.cluster,
+        prompt=prompt_text,
+        prompt_sha256=hashlib.sha256(prompt_text.encode()).hexdigest(),
+        reasoning=reasoning[0] if reasoning else None,
+        candidates=list(scores.labels),
+        candidate_logprobs=list(scores.logprobs),
+        candidate_probs=list(scores.probs),
+        candidate_mass=scores.mass,
+        chosen=scores.chosen,
+        prompt_tokens=result.prompt_tokens,
+        continuation_tokens=result.continuation_tokens,
+        reasoning_tokens=reasoning[1] if reasoning else None,
+    )
+    return columns
+
+
+def samples_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows → a table of SAMPLES_SCHEMA (an unknown or missing required column is an error)."""
+    unknown = sorted({name for row in rows for name in row} - set(SAMPLES_SCHEMA.names))
+    if unknown:
+        raise ValueError(f"sample rows have columns that are not in SAMPLES_SCHEMA: {', '.join(unknown)}")
+    return pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)

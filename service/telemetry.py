@@ -1,0 +1,110 @@
+"""Health, readiness and Prometheus metrics of the service.
+
+Metrics are read from the job store at scrape time (a custom collector), so they are right after a
+restart and agree with what the API shows: jobs by state, queue depth, rows scored, reasoning samples
+generated, tokens processed and the current throughput of running jobs.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from schemas.errors import MoralscopeError, UnavailableError
+from schemas.jobs import JobState
+from service.settings import Settings
+from service.store import JobStore
+from service.views import job_view
+
+
+class StoreCollector(Collector):
+    """Prometheus metrics computed from the job store."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        by_state = self.store.jobs_by_state()
+        jobs = GaugeMetricFamily("moralscope_jobs", "Jobs by state.", labels=["state"])
+        for state, count in sorted(by_state.items()):
+            jobs.add_metric([state], count)
+        yield jobs
+        yield GaugeMetricFamily("moralscope_queue_depth", "Jobs queued and not started.", value=by_state["queued"])
+        totals = self.store.shard_totals()
+        yield CounterMetricFamily(
+            "moralscope_rows_scored", "Sample rows scored (finished score shards).", value=totals["score_requests"]
+        )
+        yield CounterMetricFamily(
+            "moralscope_reasoning_generated",
+            "Chain-of-thought reasoning samples generated (finished reason shards).",
+            value=totals["reason_requests"],
+        )
+        yield CounterMetricFamily(
+            "moralscope_tokens_processed", "Prompt, candidate and generated tokens.", value=totals["tokens"]
+        )
+        running, _ = self.store.list_jobs(owner=None, state=JobState.IN_PROGRESS, limit=1000)
+        rate = sum(job_view(self.store, job, include_spec=False).tokens_per_second or 0.0 for job in running)
+        yield GaugeMetricFamily("moralscope_tokens_per_second", "Throughput of running jobs.", value=rate)
+
+
+def prometheus_text(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+def make_registry(store: JobStore) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StoreCollector(store))
+    return registry
+
+
+def _ray_check(settings: Settings) -> str:
+    """Whether Ray can be reached (without starting a local Ray just to answer a probe)."""
+    if "ray" in sys.modules:
+        ray = sys.modules["ray"]
+        if ray.is_initialized():
+            return "connected"
+    address = settings.effective_ray_address
+    if not address:
+        return "local (started with the first job)"
+    if address == "auto":
+        return "auto (connected when a job starts)"
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    if not parts.hostname or not parts.port:
+        raise UnavailableError(f"Ray address {address!r} has no host:port; set MORALSCOPE_RAY_ADDRESS to host:port")
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=2):
+            pass
+    except OSError as exc:
+        raise UnavailableError(f"Ray at {address} is unreachable: {exc}") from exc
+    return f"reachable at {address}"
+
+
+def readiness(store: JobStore, settings: Settings, *, runner_alive: bool | None) -> dict[str, object]:
+    """Every readiness check; raises UnavailableError naming the failed ones."""
+    checks: dict[str, str] = {}
+    failures: list[str] = []
+    started = time.monotonic()
+    for name in ("store", "ray"):
+        try:
+            checks[name] = _store_check(store) if name == "store" else _ray_check(settings)
+        except MoralscopeError as exc:
+            failures.append(f"{name}: {exc.message}")
+    if runner_alive is False:
+        failures.append("runner: the job runner thread has stopped; restart the service")
+    elif runner_alive:
+        checks["runner"] = "running"
+    if failures:
+        raise UnavailableError("not ready: " + "; ".join(failures))
+    return {"status": "ready", "checks": checks, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _store_check(store: JobStore) -> str:
+    store.db.check_writable()
+    return f"writable ({store.db.path})"
