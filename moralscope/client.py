@@ -224,6 +224,10 @@ class Client(_Protocol):
             time.sleep(self._delay(attempt))
         raise AssertionError("unreachable")
 
+    def health(self) -> dict[str, Any]:
+        """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
+        return dict(self._request("GET", "/healthz").json())
+
     def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
         """Submit a job (a JobSpec, a dict, or a YAML/JSON file path)."""
         body, headers = self._submission(spec, idempotency_key)
@@ -345,6 +349,9 @@ class AsyncClient(_Protocol):
                 return self._checked(response)
             await asyncio.sleep(self._delay(attempt))
         raise AssertionError("unreachable")
+
+    async def health(self) -> dict[str, Any]:
+        return dict((await self._request("GET", "/healthz")).json())
 
     async def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
         body, headers = self._submission(spec, idempotency_key)
