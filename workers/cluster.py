@@ -10,6 +10,11 @@
    other cluster found in ``/tmp/ray``) with no dashboard, ``RAY_AUTH_MODE=disabled`` and usage
    stats off.
 
+Ray is always initialised on one dedicated thread that lives as long as the process: a local Ray's
+daemons (GCS, raylet) are started with ``PR_SET_PDEATHSIG``, so the kernel kills them when the
+*thread* that started them exits. A Ray started from a short-lived thread (a job's worker thread, a
+request handler) would die with it and take every later user down.
+
 Actors import moralscope from the installed package: a local Ray starts its workers with this
 process's interpreter (the virtualenv, where moralscope is installed, editable in development), and a
 cluster's image installs it (deploy/). No code is shipped with the job by default; pass
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +38,9 @@ PROBE_TIMEOUT_S = 10.0
 """How long a cluster address may take to accept a TCP connection before it counts as unreachable."""
 
 _RAY_ENV_DEFAULTS = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+_owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moralscope-ray-owner")
+"""The thread Ray is initialised on: it never exits, so Ray's daemons live as long as the process."""
 
 
 def ensure_ray(
@@ -45,8 +54,20 @@ def ensure_ray(
 
     ``num_cpus`` and ``object_store_memory`` (bytes) apply only to a local Ray that this call starts.
     Raises :class:`~schemas.errors.UnavailableError` when a cluster address cannot be reached or Ray
-    fails to start.
+    fails to start. Safe to call from any thread (the work happens on the Ray owner thread).
     """
+    _owner.submit(
+        _ensure_ray, address, num_cpus=num_cpus, object_store_memory=object_store_memory, runtime_env=runtime_env
+    ).result()
+
+
+def _ensure_ray(
+    address: str | None,
+    *,
+    num_cpus: int | None,
+    object_store_memory: int | None,
+    runtime_env: dict[str, Any] | None,
+) -> None:
     import ray
 
     if ray.is_initialized():

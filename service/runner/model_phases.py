@@ -21,9 +21,9 @@ from schemas.spec import JobSpec, ModelSpec
 from service.results import JobFiles
 from service.runner import rows as row_builder
 from service.runner.plan import REASON, SCORE, JobPlan, Shard, part_path, reasoning_seed
-from service.runner.ray_owner import ensure_ray_once
 from service.settings import Settings
 from service.store import JobStore, ShardKey
+from workers.cluster import ensure_ray
 
 T = TypeVar("T")
 logger = logging.getLogger("moralscope.runner")
@@ -115,7 +115,7 @@ class ModelPhases:
     def _open_pool(self, model: ModelToRun) -> Any:
         from workers.pool import EnginePool
 
-        ensure_ray_once(self.settings.effective_ray_address, num_cpus=self.settings.ray_num_cpus)
+        ensure_ray(self.settings.effective_ray_address, num_cpus=self.settings.ray_num_cpus)
         config = EngineConfig(
             model_path=model.resolved.path,
             engine=model.spec.engine,
