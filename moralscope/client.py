@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moralscope.specfile import load_job_spec
+from moralscope.specfile import read_spec_data
 from schemas.errors import (
     AuthError,
     InvalidInputError,
@@ -100,7 +100,13 @@ class _Protocol:
 
     @staticmethod
     def _submission(spec: SpecSource, idempotency_key: str | None) -> tuple[dict[str, Any], dict[str, str]]:
-        body = load_job_spec(spec).model_dump(mode="json", exclude_unset=True)
+        """The request body (the server validates it and names any bad field) and headers."""
+        if isinstance(spec, JobSpec):
+            body = spec.model_dump(mode="json", exclude_unset=True)
+        elif isinstance(spec, dict):
+            body = spec
+        else:
+            body = read_spec_data(spec)
         return body, {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
 
     @staticmethod

@@ -20,6 +20,25 @@ codes in one wrapper; the SDK raises them from the server's ``{"error": {...}}``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+# Segments pydantic adds to an error location for union members and tagged unions; they are not fields.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict", "builtin", "defined"})
+
+
+def field_path(location: Sequence[Any]) -> str | None:
+    """The dotted field path users read (``models.0.dtype``) of a pydantic error location.
+
+    Union-member segments (``str``, ``defined``, ``ConditionSpec``, ``function-after[...]``) are dropped.
+    """
+    kept = [
+        str(part)
+        for part in location
+        if not (isinstance(part, str) and (part in _UNION_TAGS or "[" in part or part.endswith("Spec")))
+    ]
+    return ".".join(kept) or None
+
 
 class MoralscopeError(Exception):
     """Base of every error moralscope raises on purpose."""

@@ -100,7 +100,7 @@ class BbqSpec(_Spec):
     sample_per_category: int | None = Field(
         None, ge=1, description="Use N rows of each category drawn at random (seeded), kept in file order."
     )
-    seed: int | None = Field(None, description="Seed of the sampling; default: the job's seed.")
+    seed: int | None = Field(None, ge=0, description="Seed of the sampling; default: the job's seed.")
 
     @field_validator("categories")
     @classmethod
@@ -138,7 +138,7 @@ class LawSchoolSpec(_Spec):
 
     limit: int | None = Field(None, ge=1, description="Use only the first N students (file order).")
     sample: int | None = Field(None, ge=1, description="Use N students drawn at random (seeded), kept in file order.")
-    seed: int | None = Field(None, description="Seed of the sampling; default: the job's seed.")
+    seed: int | None = Field(None, ge=0, description="Seed of the sampling; default: the job's seed.")
 
     @model_validator(mode="after")
     def _one_selection(self) -> LawSchoolSpec:
@@ -223,7 +223,7 @@ class BootstrapSpec(_Spec):
 
     resamples: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples (0: no bootstrap intervals).")
     confidence: float = Field(0.95, gt=0, lt=1, description="Interval coverage.")
-    seed: int | None = Field(None, description="Seed of the resampling; default: the job's seed.")
+    seed: int | None = Field(None, ge=0, description="Seed of the resampling; default: the job's seed.")
 
 
 def _builtin_conditions() -> list[str | ConditionSpec]:
@@ -238,7 +238,7 @@ class JobSpec(_Spec):
     """An evaluation job: models × benchmarks × conditions."""
 
     name: str | None = Field(None, max_length=200, description="A name for people; not unique.")
-    seed: int = Field(0, description="The job's seed: sampling of items, reasoning and bootstrap derive from it.")
+    seed: int = Field(0, ge=0, description="The job's seed: sampling of items, reasoning and bootstrap derive from it.")
     models: list[ModelSpec] = Field(min_length=1, description="Models to evaluate.")
     benchmarks: BenchmarksSpec = Field(default_factory=_all_benchmarks, description="Benchmarks; default: all three.")
     conditions: list[ConditionEntry] = Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from evals.conditions import conditions_for
 from evals.datasets import DATASET_FILES, bbq_key
-from schemas.errors import InvalidInputError, LimitExceededError
+from schemas.errors import LimitExceededError
 from schemas.spec import JobSpec
 from service.settings import Settings
 
@@ -72,7 +72,4 @@ def check_planned_rows(spec: JobSpec, *, settings: Settings) -> int:
 
 def check_submission(spec: JobSpec, *, settings: Settings) -> None:
     """Everything checked when a job is submitted beyond the spec's own validation."""
-    if spec.bootstrap_seed < 0:
-        field = "seed" if spec.bootstrap.seed is None else "bootstrap.seed"
-        raise InvalidInputError(f"{field} must be ≥ 0 (it seeds the bootstrap), got {spec.bootstrap_seed}", field=field)
     check_planned_rows(spec, settings=settings)

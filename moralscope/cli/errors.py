@@ -25,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from pydantic import BaseModel, ValidationError
 
-from schemas.errors import MoralscopeError
+from schemas.errors import MoralscopeError, field_path
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,7 +35,7 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, ``field.path: message``, as users read them."""
     lines = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ()))
+        location = field_path(error.get("loc", ()))
         message = error.get("msg", "invalid value")
         lines.append(f"{location}: {message}" if location else message)
     title = exc.title or "input"

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from schemas.errors import AuthError, MoralscopeError
+from schemas.errors import AuthError, MoralscopeError, field_path
 from schemas.jobs import ErrorBody
 
 logger = logging.getLogger("moralscope.service")
@@ -33,20 +33,6 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "limit_exceeded",
     415: "unsupported_media_type",
-}
-# Segments pydantic adds to a location for union members and wrapped validators; they are not fields.
-_UNION_TAGS = {
-    "str",
-    "int",
-    "float",
-    "bool",
-    "none",
-    "list",
-    "dict",
-    "builtin",
-    "defined",
-    "ConditionSpec",
-    "CotTurnsSpec",
 }
 _MAX_LISTED = 5
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -73,8 +59,7 @@ def _field_path(location: Sequence[Any]) -> str | None:
         source, parts = parts[0], parts[1:]
         if source == "header" and parts:
             return str(parts[0])
-    kept = [str(p) for p in parts if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))]
-    return ".".join(kept) or None
+    return field_path(parts)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -97,7 +82,7 @@ def _drop_union_alternatives(errors: Sequence[dict[str, Any]]) -> list[dict[str,
     kept = []
     for error in errors:
         loc = tuple(error.get("loc", ()))
-        if loc and loc[-1] in _UNION_TAGS:
+        if loc and isinstance(loc[-1], str) and field_path(loc[-1:]) is None:
             prefix = loc[:-1]
             if any(
                 tuple(other.get("loc", ()))[: len(prefix)] == prefix and len(other.get("loc", ())) > len(loc)

@@ -99,7 +99,7 @@ def test_idempotency_key(client: TestClient) -> None:
         (tiny_spec(conditions=[{"name": "x", "cot": {}}]), "conditions.0.cot.lead_in", "required"),
         (tiny_spec(shard_size=0), "shard_size", "greater than or equal to 1"),
         (tiny_spec(cot={"temperature": "hot"}), "cot.temperature", "number"),
-        (tiny_spec(seed=-3), "seed", "≥ 0"),
+        (tiny_spec(seed=-3), "seed", "greater than or equal to 0"),
         ([1, 2], None, "job spec"),
     ],
 )
@@ -280,7 +280,7 @@ def test_the_sdk_speaks_this_api(client: TestClient) -> None:
             assert (await sdk.wait(job.id, timeout=30)).state == JobState.CANCELLED
             with pytest.raises(NotFoundError):
                 await sdk.get("job_missing")
-            with pytest.raises(InvalidInputError) as invalid:  # valid for pydantic, refused by the server
+            with pytest.raises(InvalidInputError) as invalid:  # the server validates; the SDK sends it as is
                 await sdk.submit({**tiny_spec(), "seed": -1})
             assert invalid.value.field == "seed"
         async with AsyncClient("http://api", api_key="nope", transport=transport, retries=0) as stranger:
