@@ -1,0 +1,256 @@
+"""The hf engine on the real embedded model: scores against plain transformers, batching, tokenisation, sampling."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from schemas.dialogue import Dialogue, Turn, render_human_assistant
+from schemas.inference import EngineConfig, GenerateRequest, ScoreRequest, ScoreResult
+from workers.engine import EngineError
+
+pytestmark = pytest.mark.slow
+
+BBQ_FILES = ("Age", "Disability_status", "Nationality", "Physical_appearance", "Religion", "Sexual_orientation")
+
+
+@pytest.fixture(scope="module")
+def requests(hf_engine: Any, data_dir: Path) -> list[ScoreRequest]:
+    """55 prompts of mixed formats and lengths, each with candidates that share their first tokens."""
+    rows = []
+    for name in BBQ_FILES:
+        lines = (data_dir / "bbq" / "data" / f"{name}.jsonl").read_text().splitlines()
+        rows += [json.loads(line) for line in lines[:800:100]]
+    cases = []
+    for i, row in enumerate(rows):
+        human = f"{row['context']} {row['question']} (a) {row['ans0']} (b) {row['ans1']} (c) {row['ans2']}."
+        if i % 3 == 0:  # the model's chat template
+            prompt = hf_engine.render(Dialogue.single(human, "The answer is"))
+        elif i % 3 == 1:  # the study's plain-text format
+            prompt = render_human_assistant(Dialogue.single(human, "The answer is"))
+        else:  # a chain-of-thought dialogue, chat-rendered
+            turns = (
+                Turn("user", human),
+                Turn("assistant", "Let's think about how to answer the question. The context says little."),
+                Turn("user", "Based on the above, what is the single, most likely answer choice?"),
+                Turn("assistant", "The single, most likely answer choice is"),
+            )
+            prompt = hf_engine.render(Dialogue(turns))
+        # " (a)" is three tokens: " (", "a", ")"; every candidate shares the first with the others
+        candidates = (" (a)", " (b)", " (c)") + ((f" (a) {row['ans0']}",) if i % 4 == 0 else ())
+        cases.append(ScoreRequest(prompt, candidates))
+    long_context = " ".join(row["context"] for row in rows[:12])
+    cases += [
+        ScoreRequest("Hi", (" there", "!", " there!")),
+        ScoreRequest(f"{long_context}\nQuestion: was anyone in a hurry? Answer:", (" yes", " no", " Yes", " No")),
+        # "s" merges with "answer" across the boundary
+        ScoreRequest("We read the question twice before we wrote down the answer", ("s", " is", " is (a)")),
+    ]
+    assert len(cases) >= 50
+    return cases
+
+
+def reference_scores(model: Any, engine: Any, requests: list[ScoreRequest]) -> list[tuple[float, int]]:
+    """(score, tokens) from one full forward pass per (prompt, candidate): all positions, log_softmax, gather."""
+    scores = []
+    with torch.inference_mode():
+        for request in requests:
+            for candidate in request.continuations:
+                context, continuation = engine.encode_pair(request.prompt, candidate)
+                logits = model(torch.tensor([context + continuation])).logits[0]
+                logprobs = torch.log_softmax(logits.double(), dim=-1)
+                score = sum(float(logprobs[len(context) - 1 + k, t]) for k, t in enumerate(continuation))
+                scores.append((score, len(context) + len(continuation)))
+    return scores
+
+
+def flat(results: list[ScoreResult]) -> list[float]:
+    return [c.logprob for r in results for c in r.continuations]
+
+
+@pytest.fixture(scope="module")
+def engine_scores(hf_engine: Any, requests: list[ScoreRequest]) -> list[ScoreResult]:
+    return list(hf_engine.score(requests))
+
+
+@pytest.fixture(scope="module")
+def plain_model(embedded_model: Any) -> Any:
+    """The same checkpoint loaded by plain transformers (no engine involved)."""
+    from transformers import AutoModelForCausalLM
+
+    import workers.hf_engine  # noqa: F401 - registers the "moralscope" attention with transformers
+
+    model: Any = AutoModelForCausalLM.from_pretrained(embedded_model.path, attn_implementation="moralscope")
+    return model.eval()
+
+
+def test_scores_equal_one_sequence_forward_passes(
+    hf_engine: Any, plain_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
+) -> None:
+    expected = reference_scores(plain_model, hf_engine, requests)
+    got = flat(engine_scores)
+    assert len(got) == len(expected) > 150
+    # Below ~8 rows BLAS switches to other matmul kernels that round differently, so a reference pass over
+    # a sequence of a few tokens is itself ~1e-5 off; those are held to float32 noise, all others to 1e-5.
+    normal = [abs(a - b) for a, (b, n) in zip(got, expected, strict=True) if n >= 8]
+    tiny = [abs(a - b) for a, (b, n) in zip(got, expected, strict=True) if n < 8]
+    assert len(normal) > 150
+    assert len(tiny) == 3
+    assert max(normal) <= 1e-5
+    assert max(tiny) <= 1e-4
+    assert all(-60 < s < 0 for s in got)
+
+
+def test_scores_agree_with_stock_sdpa_within_float32_noise(
+    hf_engine: Any, plain_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
+) -> None:
+    # Stock float32 sdpa rounds differently for different key lengths: appending tokens to a sequence
+    # moves its summed log-probabilities by up to ~3e-5 on this model, so 1e-5 is below its own noise.
+    subset = requests[::4]
+    plain_model.set_attn_implementation("sdpa")
+    try:
+        expected = reference_scores(plain_model, hf_engine, subset)
+    finally:
+        plain_model.set_attn_implementation("moralscope")
+    got = flat(engine_scores[::4])
+    assert max(abs(a - b) for a, (b, _) in zip(got, expected, strict=True)) <= 1e-4
+
+
+def test_token_ids_and_counts_follow_joint_tokenisation(
+    hf_engine: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
+) -> None:
+    for request, result in zip(requests, engine_scores, strict=True):
+        contexts = []
+        for candidate, score in zip(request.continuations, result.continuations, strict=True):
+            context, continuation = hf_engine.encode_pair(request.prompt, candidate)
+            assert list(score.token_ids) == continuation
+            contexts.append(len(context))
+        assert result.prompt_tokens == max(contexts)
+    hi = engine_scores[-3]
+    assert hi.continuations[2].token_ids[:1] == hi.continuations[0].token_ids  # " there!" starts with " there"
+
+
+def test_batched_equals_unbatched_under_any_budget(
+    hf_engine: Any, embedded_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
+) -> None:
+    from workers.hf_engine import HFEngine
+
+    baseline = flat(engine_scores)
+    for budget in (64, 100_000):  # one sequence per pass; everything in one pass (the default cuts a few)
+        config = EngineConfig(model_path=embedded_model.path, options={"max_batch_tokens": budget})
+        other = HFEngine(config, hf_engine.renderer, model=hf_engine.model)
+        assert max(abs(a - b) for a, b in zip(flat(other.score(requests)), baseline, strict=True)) <= 1e-5
+    alone = [c.logprob for r in requests[::5] for c in hf_engine.score([r])[0].continuations]
+    assert max(abs(a - b) for a, b in zip(alone, flat(engine_scores[::5]), strict=True)) <= 1e-5
+    assert hf_engine.score([]) == []
+
+
+def test_encode_pair_edge_cases_on_the_real_tokenizer(hf_engine: Any) -> None:
+    # a boundary merge: "answer" + "s" is one token, so the context loses its last token
+    whole = hf_engine.encode("The answers")
+    context, continuation = hf_engine.encode_pair("The answer", "s")
+    assert context + continuation == whole
+    assert context == hf_engine.encode("The answer")[:-1]
+    assert len(continuation) == 1
+    # no merge: the continuation's tokens are exactly the joint encoding's tail
+    context, continuation = hf_engine.encode_pair("The answer is", " (a)")
+    assert context == hf_engine.encode("The answer is")
+    assert [hf_engine.renderer.tokenizer.decode([t]) for t in continuation] == [" (", "a", ")"]
+    # a chat prompt is encoded without extra special tokens (the template has them)
+    chat = hf_engine.render(Dialogue.single("Hello", "Sure"))
+    ids = hf_engine.encode(chat)
+    assert ids.count(hf_engine.renderer.tokenizer.convert_tokens_to_ids("<|im_start|>")) == chat.count("<|im_start|>")
+    with pytest.raises(EngineError, match="adds no tokens"):
+        hf_engine.encode_pair("The answer is", "")
+    with pytest.raises(EngineError, match="no tokens"):
+        hf_engine.encode_pair("", " (a)")
+
+
+def test_score_refuses_sequences_longer_than_the_model(hf_engine: Any) -> None:
+    with pytest.raises(EngineError, match="positions"):
+        hf_engine.score([ScoreRequest("word " * 9000, (" (a)",))])
+
+
+# -- generation ------------------------------------------------------------------------------------
+def chat(engine: Any, text: str) -> str:
+    return str(engine.render(Dialogue.single(text, "")))
+
+
+def test_same_seed_same_text_alone_or_in_a_batch(hf_engine: Any) -> None:
+    story = GenerateRequest(chat(hf_engine, "Write a short story about a cat."), max_new_tokens=24, seed=7)
+    others = [
+        GenerateRequest(chat(hf_engine, "Name three rivers in Europe and say something about each."), 20, seed=1),
+        GenerateRequest("\n\nHuman: Hi\n\nAssistant:", max_new_tokens=12, seed=2),
+    ]
+    (alone,) = hf_engine.generate([story])
+    again, *rest = hf_engine.generate([story, *others])
+    assert again == alone
+    assert alone.completion_tokens <= 24
+    assert alone.prompt_tokens == len(hf_engine.encode(story.prompt))
+    assert [r.prompt_tokens for r in rest] == [len(hf_engine.encode(o.prompt)) for o in others]
+
+
+def test_different_seeds_give_different_texts(hf_engine: Any) -> None:
+    prompt = chat(hf_engine, "Write a short story about a cat.")
+    texts = {r.text for r in hf_engine.generate([GenerateRequest(prompt, 24, seed=s) for s in (1, 2, 3)])}
+    assert len(texts) == 3
+
+
+def test_greedy_matches_a_plain_argmax_loop_with_left_padding(hf_engine: Any, plain_model: Any) -> None:
+    prompts = [
+        chat(hf_engine, "What is the capital of France? Explain briefly."),
+        "\n\nHuman: Count from one to ten.\n\nAssistant:",
+        chat(hf_engine, "Hi"),
+    ]
+    results = hf_engine.generate([GenerateRequest(p, max_new_tokens=8, temperature=0) for p in prompts])
+    for prompt, result in zip(prompts, results, strict=True):
+        ids = hf_engine.encode(prompt)
+        with torch.inference_mode():
+            for _ in range(result.completion_tokens):
+                ids.append(int(plain_model(torch.tensor([ids])).logits[0, -1].argmax()))
+        expected = hf_engine.renderer.tokenizer.decode(ids[len(hf_engine.encode(prompt)) :])
+        if result.finish_reason == "length":
+            assert result.text == expected
+        else:  # the last token was the end of sequence, which the text leaves out
+            assert expected == result.text + hf_engine.renderer.tokenizer.eos_token
+    nucleus = hf_engine.generate([GenerateRequest(p, max_new_tokens=8, top_p=1e-6, seed=3) for p in prompts])
+    assert [r.text for r in nucleus] == [r.text for r in results]  # top_p → 0 keeps only the top token
+
+
+def test_stop_strings_cut_the_text_before_the_first_match(hf_engine: Any) -> None:
+    prompt = chat(hf_engine, "Write a short story about a cat.")
+    (full,) = hf_engine.generate([GenerateRequest(prompt, max_new_tokens=30, temperature=0)])
+    stop = full.text[12:16]
+    first = full.text.find(stop)
+    (cut,) = hf_engine.generate([GenerateRequest(prompt, max_new_tokens=30, temperature=0, stop=("@@", stop))])
+    assert cut.text == full.text[:first]
+    assert cut.finish_reason == "stop"
+    assert cut.completion_tokens < full.completion_tokens
+
+
+def test_max_new_tokens_and_end_of_sequence(hf_engine: Any) -> None:
+    prompt = chat(hf_engine, "Write a long essay about the history of Rome.")
+    results = hf_engine.generate([GenerateRequest(prompt, max_new_tokens=5, seed=s) for s in range(3)])
+    assert all(r.completion_tokens == 5 and r.finish_reason == "length" for r in results)
+    (answer,) = hf_engine.generate([GenerateRequest(chat(hf_engine, "Is the sky blue? Answer yes or no."), 40, 0)])
+    assert answer.finish_reason == "stop"  # the model ended its turn
+    assert answer.completion_tokens < 40
+    assert "<|im_end|>" not in answer.text
+
+
+def test_invalid_generation_requests_are_refused(hf_engine: Any) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        hf_engine.generate([GenerateRequest("Hi", temperature=-1)])
+    with pytest.raises(EngineError, match="positions"):
+        hf_engine.generate([GenerateRequest("word " * 9000, max_new_tokens=4)])
+
+
+def test_probabilities_are_consistent(engine_scores: list[ScoreResult]) -> None:
+    # " (a)" / " (b)" / " (c)" are disjoint events: their total mass cannot exceed one
+    for result in engine_scores[:48]:
+        assert sum(math.exp(c.logprob) for c in result.continuations[:3]) <= 1 + 1e-9
