@@ -106,7 +106,8 @@ ENV VIRTUAL_ENV=/opt/moralscope/venv \
     HF_HUB_DISABLE_TELEMETRY=1 \
     RAY_USAGE_STATS_ENABLED=0 \
     VLLM_NO_USAGE_STATS=1 \
-    TOKENIZERS_PARALLELISM=false
+    TOKENIZERS_PARALLELISM=false \
+    OMP_WAIT_POLICY=PASSIVE
 WORKDIR /home/moralscope
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

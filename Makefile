@@ -8,6 +8,8 @@ export MORALSCOPE_DATA_DIR ?= $(abspath ../shared/datasets)
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 export TOKENIZERS_PARALLELISM ?= false
+# OpenMP's busy-waiting makes torch on a shared CPU many times slower (see workers/pool.py).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help setup demo test lint typecheck unit check-deploy bench schema clean
 

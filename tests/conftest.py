@@ -21,6 +21,11 @@ SHARED_DATASETS = (Path(__file__).parents[1] / "../shared/datasets").resolve()
 if sys.path[0] != str(REPO_ROOT):
     sys.path.insert(0, str(REPO_ROOT))
 
+# OpenMP threads spin while they wait by default; when other processes share the cores (the server,
+# Ray, CI runners) that makes torch over 10x slower. libgomp reads this when torch loads it, so it is
+# set at import, before any test module imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 _ENVIRONMENT = {
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",

@@ -6,14 +6,9 @@ only the first session on a machine pays for the GGUF conversion; no model is lo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-
-# OpenMP threads spin while they wait by default; when other processes share the cores (CI runners,
-# parallel jobs) that makes torch over 10x slower. libgomp reads this when torch loads it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from schemas.inference import EngineConfig, ResolvedModel
 
