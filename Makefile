@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # OpenMP's busy-waiting makes torch on a shared CPU many times slower (see workers/pool.py).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help setup demo test lint typecheck unit check-deploy bench schema clean
+.PHONY: help setup demo test lint typecheck unit check-deploy bench schema docs clean
 
 help:
 	@echo "make demo   set up, then run the quickstart job on the embedded model"
@@ -56,8 +56,12 @@ check-deploy: setup
 	done
 	$(VENV)/bin/pytest -q tests/deploy
 
+# Generated files (tests check they are current): the JSON Schema and the README's spec reference.
 schema: setup
 	$(PY) -m moralscope.cli spec schema > schemas/jobspec.schema.json
+
+docs: schema
+	$(PY) scripts/update_readme.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -150,9 +150,11 @@ class LawSchoolSpec(_Spec):
 class BenchmarksSpec(_Spec):
     """Which benchmarks to run; an omitted benchmark is not run."""
 
-    bbq: BbqSpec | None = None
-    winogender: WinogenderSpec | None = None
-    lawschool: LawSchoolSpec | None = None
+    bbq: BbqSpec | None = Field(None, description="BBQ settings (`{}` for every row of every category); omit to skip.")
+    winogender: WinogenderSpec | None = Field(None, description="Winogender settings (`{}` for all 60); omit to skip.")
+    lawschool: LawSchoolSpec | None = Field(
+        None, description="Law-school settings (`{}` for all 21,791); omit to skip."
+    )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> BenchmarksSpec:

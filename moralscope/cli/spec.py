@@ -23,6 +23,14 @@ def schema() -> None:
 
 
 @spec.command()
+def reference() -> None:
+    """Print the job spec reference as Markdown (the README's "Job spec reference")."""
+    from schemas.reference import job_spec_reference
+
+    click.echo(job_spec_reference(), nl=False)
+
+
+@spec.command()
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the validated spec with defaults filled in.")
 @run_command

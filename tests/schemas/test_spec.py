@@ -98,3 +98,16 @@ def test_exported_json_schema_is_current() -> None:
     """schemas/jobspec.schema.json is what users validate against; regenerate with `make schema`."""
     committed = json.loads((ROOT / "schemas" / "jobspec.schema.json").read_text())
     assert committed == job_spec_json_schema()
+
+
+def test_readme_spec_reference_is_current() -> None:
+    """The README's job spec reference is generated from the schema; regenerate with `make docs`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "scripts" / "update_readme.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "README.md").read_text()
+    assert module.with_reference(text) == text

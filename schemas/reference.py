@@ -1,0 +1,78 @@
+"""The job spec reference in Markdown, generated from the pydantic models (README "Job spec reference")."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from schemas.spec import (
+    BbqSpec,
+    BenchmarksSpec,
+    BootstrapSpec,
+    ConditionSpec,
+    CotSamplingSpec,
+    CotTurnsSpec,
+    JobSpec,
+    LawSchoolSpec,
+    ModelSpec,
+    WinogenderSpec,
+)
+
+SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("job", JobSpec),
+    ("models[]", ModelSpec),
+    ("benchmarks", BenchmarksSpec),
+    ("benchmarks.bbq", BbqSpec),
+    ("benchmarks.winogender", WinogenderSpec),
+    ("benchmarks.lawschool", LawSchoolSpec),
+    ("conditions[] (user-defined)", ConditionSpec),
+    ("conditions[].cot", CotTurnsSpec),
+    ("cot", CotSamplingSpec),
+    ("bootstrap", BootstrapSpec),
+)
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " \\| ".join(_type_name(arg) for arg in get_args(annotation))
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{arg}`" for arg in get_args(annotation))
+    if origin in (list, tuple):
+        return f"list[{', '.join(_type_name(a) for a in get_args(annotation))}]"
+    if origin is dict:
+        return "mapping"
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "object"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field: Any) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "**required**"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "see below"
+    return f"`{json.dumps(value)}`"
+
+
+def job_spec_reference() -> str:
+    """One Markdown table per part of the spec: field, type, default, description."""
+    lines: list[str] = []
+    for title, model in SECTIONS:
+        lines += [f"**`{title}`** — {(model.__doc__ or '').strip().splitlines()[0]}", ""]
+        lines += ["| field | type | default | description |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
