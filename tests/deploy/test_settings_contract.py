@@ -29,6 +29,7 @@ THIRD_PARTY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "no Ray usage statistics",
     "VLLM_NO_USAGE_STATS": "no vLLM usage statistics",
     "TOKENIZERS_PARALLELISM": "quiet Hugging Face tokenizers in forked Ray workers",
+    "OMP_WAIT_POLICY": "OpenMP threads sleep instead of spinning (torch on shared CPUs)",
     "NVIDIA_DRIVER_CAPABILITIES": "what the NVIDIA container toolkit mounts into the GPU image",
     "PATH": "the virtualenv first",
     "VIRTUAL_ENV": "the virtualenv",
