@@ -31,6 +31,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The quickstart on the embedded model through a local server and the SDK (scripts/demo.py).
+demo: setup
+	$(VENV)/bin/moralscope models prepare
+	$(PY) scripts/demo.py examples/quickstart.yaml
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
