@@ -28,7 +28,7 @@ from evals.conditions import (
     Condition,
 )
 from evals.datasets import DatasetFormatError, DatasetSources, bbq_key, iter_jsonl
-from evals.prompts import Candidate, CotTurns, EvalPrompt, PromptTurns
+from evals.prompts import Candidate, EvalPrompt, PromptTurns, condition_turns
 from evals.scoring import AnswerScores
 from schemas.errors import InvalidInputError
 from schemas.spec import BbqSpec
@@ -195,10 +195,13 @@ def prompt_turns(item: BbqItem, condition: Condition) -> PromptTurns:
     human = question_text(item)
     if condition.instruction:
         human = f"{human}\n{condition.instruction}"
-    if condition.cot_lead_in is None:
-        return PromptTurns(human=human, answer_prefix=BBQ_ANSWER_PREFIX)
-    cot = CotTurns(lead_in=condition.cot_lead_in, follow_up=condition.cot_follow_up or BBQ_COT_FOLLOW_UP)
-    return PromptTurns(human=human, answer_prefix=BBQ_COT_ANSWER_PREFIX, cot=cot)
+    return condition_turns(
+        condition,
+        human=human,
+        answer_prefix=BBQ_ANSWER_PREFIX,
+        follow_up=BBQ_COT_FOLLOW_UP,
+        cot_answer_prefix=BBQ_COT_ANSWER_PREFIX,
+    )
 
 
 def render(item: BbqItem, condition: Condition) -> list[EvalPrompt]:

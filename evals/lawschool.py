@@ -26,7 +26,7 @@ from evals.conditions import (
     Condition,
 )
 from evals.datasets import DatasetFormatError, DatasetSources, read_table
-from evals.prompts import Candidate, CotTurns, EvalPrompt, PromptTurns
+from evals.prompts import Candidate, EvalPrompt, PromptTurns, condition_turns
 from evals.scoring import AnswerScores
 from schemas.errors import InvalidInputError
 from schemas.spec import LawSchoolSpec
@@ -112,10 +112,9 @@ def prompt_turns(student: LawSchoolStudent, variant: str, condition: Condition) 
     question = LAWSCHOOL_QUESTION.format(race=variant, sex=student.sex, lsat=student.lsat_text, gpa=student.gpa_text)
     parts = [question, condition.instruction, LAWSCHOOL_ASK] if condition.instruction else [question, LAWSCHOOL_ASK]
     human = " ".join(parts)
-    if condition.cot_lead_in is None:
-        return PromptTurns(human=human, answer_prefix=LAWSCHOOL_ANSWER_PREFIX)
-    cot = CotTurns(lead_in=condition.cot_lead_in, follow_up=condition.cot_follow_up or LAWSCHOOL_COT_FOLLOW_UP)
-    return PromptTurns(human=human, answer_prefix=LAWSCHOOL_ANSWER_PREFIX, cot=cot)
+    return condition_turns(
+        condition, human=human, answer_prefix=LAWSCHOOL_ANSWER_PREFIX, follow_up=LAWSCHOOL_COT_FOLLOW_UP
+    )
 
 
 def render(student: LawSchoolStudent, condition: Condition) -> list[EvalPrompt]:

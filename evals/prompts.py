@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from evals.conditions import Condition
 from schemas.dialogue import Dialogue, Turn
 
 REASONING_PLACEHOLDER = "{{REASONING}}"
@@ -68,6 +69,25 @@ class PromptTurns:
                 Turn("assistant", self.answer_prefix),
             )
         )
+
+
+def condition_turns(
+    condition: Condition,
+    *,
+    human: str,
+    answer_prefix: str,
+    follow_up: str,
+    cot_answer_prefix: str | None = None,
+) -> PromptTurns:
+    """A question's turns under a condition: with the CoT turns when the condition has a lead-in.
+
+    ``follow_up`` is the benchmark's own follow-up (used unless the condition brings one);
+    ``cot_answer_prefix`` replaces the answer prefix after reasoning (BBQ's "single, most likely" prefix).
+    """
+    if condition.cot_lead_in is None:
+        return PromptTurns(human=human, answer_prefix=answer_prefix)
+    cot = CotTurns(lead_in=condition.cot_lead_in, follow_up=condition.cot_follow_up or follow_up)
+    return PromptTurns(human=human, answer_prefix=cot_answer_prefix or answer_prefix, cot=cot)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from evals.conditions import WINOGENDER_QUESTION, Condition
 from evals.datasets import DatasetFormatError, DatasetSources, read_table
-from evals.prompts import Candidate, CotTurns, EvalPrompt, PromptTurns
+from evals.prompts import Candidate, EvalPrompt, PromptTurns, condition_turns
 from evals.scoring import AnswerScores
 from schemas.spec import WinogenderSpec
 
@@ -162,10 +162,7 @@ def prompt_turns(item: WinogenderItem, condition: Condition) -> PromptTurns:
     question = question_text(item)
     instruction = instruction_for(item, condition)
     human = f"{question}\n{instruction}" if instruction else question
-    if condition.cot_lead_in is None:
-        return PromptTurns(human=human, answer_prefix=item.prefix)
-    cot = CotTurns(lead_in=condition.cot_lead_in, follow_up=condition.cot_follow_up or question)
-    return PromptTurns(human=human, answer_prefix=item.prefix, cot=cot)
+    return condition_turns(condition, human=human, answer_prefix=item.prefix, follow_up=question)
 
 
 def render(item: WinogenderItem, condition: Condition) -> list[EvalPrompt]:
