@@ -115,7 +115,8 @@ class EngineConfig(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Engine-specific options. hf: `max_batch_tokens` (token budget of one forward pass). "
+            "Engine-specific options. hf: `max_batch_tokens` (token budget of one scoring pass), "
+            "`max_batch_sequences` (sequences decoded together). "
             "vllm: `tensor_parallel_size`, `gpu_memory_utilization`, `max_model_len`, `enforce_eager`, ..."
         ),
     )

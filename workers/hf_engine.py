@@ -20,7 +20,8 @@ batched, and identical to a plain one-sequence forward pass of the same model wi
 ``attn_implementation="moralscope"`` (registered with transformers' ``AttentionInterface``). It costs
 ~10-15% of a forward pass on CPU for 130-token prompts.
 
-**Generation** runs a KV-cached decode loop over left-padded batches (``options["max_batch_sequences"]``)
+**Generation** runs a KV-cached decode loop over left-padded batches (``options["max_batch_sequences"]``,
+32 on CPU: decoding reads every weight once per step, so wider steps are nearly free)
 with one ``torch.Generator`` per request, so the same request and seed give the same text whatever it
 is batched with. ``temperature == 0`` is greedy; ``top_p < 1`` keeps the smallest set of most likely
 tokens whose mass reaches ``top_p``. Text ends before the first stop string or at an end-of-sequence
@@ -54,7 +55,7 @@ from workers.rendering import PromptRenderer
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_MAX_BATCH_TOKENS = {"cpu": 1024, "cuda": 32768}
-DEFAULT_MAX_BATCH_SEQUENCES = {"cpu": 8, "cuda": 64}
+DEFAULT_MAX_BATCH_SEQUENCES = {"cpu": 32, "cuda": 128}
 ATTENTION = "moralscope"
 _MIN_PROJECTED_ROWS = 16
 _PROJECTION_CHUNK = 512
@@ -333,10 +334,9 @@ class HFEngine(Engine):
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1, :]
-            tokens = []
-            for row, i in enumerate(active):
-                tokens.append(_sample(logits[row], requests[i], generators[i]))
-                generated[i].append(tokens[-1])
+            tokens = _sample([requests[i] for i in active], logits, [generators[i] for i in active])
+            for token, i in zip(tokens, active, strict=True):
+                generated[i].append(token)
                 finished[i] = self._finished(requests[i], len(prompts[i]), generated[i])
             keep = [row for row, i in enumerate(active) if finished[i] is None]
             if len(keep) < len(active):
@@ -374,15 +374,27 @@ class HFEngine(Engine):
             torch.cuda.empty_cache()
 
 
-def _sample(logits: torch.Tensor, request: GenerateRequest, generator: torch.Generator) -> int:
-    """One token from a row of logits: greedy at temperature 0, else temperature and nucleus sampling."""
-    logits = logits.float()
-    if request.temperature == 0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits / request.temperature, dim=-1)
-    if request.top_p < 1:
-        sorted_probs, sorted_ids = probs.sort(descending=True)
+def _sample(requests: list[GenerateRequest], logits: torch.Tensor, generators: list[torch.Generator]) -> list[int]:
+    """One token per row of ``logits`` (rows, vocab): greedy at temperature 0, else temperature and nucleus.
+
+    Sampling is by inversion: one uniform draw from the row's own generator picks a token from the
+    row's cumulative distribution, so rows are independent of each other and of the batch, and the whole
+    batch costs one softmax, (for ``top_p < 1``) one sort and one ``searchsorted``.
+    """
+    logits = logits.to(torch.float64)
+    temperature = torch.tensor([r.temperature for r in requests], dtype=torch.float64, device=logits.device)
+    top_p = torch.tensor([r.top_p for r in requests], dtype=torch.float64, device=logits.device)
+    greedy = logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature.clamp(min=1e-6)[:, None], dim=-1)
+    token_ids = None
+    if bool((top_p < 1).any()):
+        probs, token_ids = probs.sort(dim=-1, descending=True)
         # drop a token once the mass before it already reaches top_p (the most likely token always stays)
-        sorted_probs[sorted_probs.cumsum(-1) - sorted_probs >= request.top_p] = 0
-        probs = torch.zeros_like(probs).scatter_(0, sorted_ids, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        probs[probs.cumsum(-1) - probs >= top_p[:, None]] = 0
+    cdf = probs.cumsum(-1)
+    draws = torch.stack([torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in generators])
+    picked = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None], right=True).clamp(max=cdf.shape[-1] - 1)
+    if token_ids is not None:
+        picked = token_ids.gather(-1, picked)
+    sampled = torch.where(temperature == 0, greedy, picked[:, 0])
+    return [int(t) for t in sampled.tolist()]

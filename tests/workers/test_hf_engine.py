@@ -254,3 +254,26 @@ def test_probabilities_are_consistent(engine_scores: list[ScoreResult]) -> None:
     # " (a)" / " (b)" / " (c)" are disjoint events: their total mass cannot exceed one
     for result in engine_scores[:48]:
         assert sum(math.exp(c.logprob) for c in result.continuations[:3]) <= 1 + 1e-9
+
+
+def test_sampler_follows_temperature_and_nucleus_row_by_row() -> None:
+    from workers.hf_engine import _sample
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 3))
+    requests = [
+        GenerateRequest("", temperature=1.0),
+        GenerateRequest("", temperature=1.0, top_p=0.7),  # keeps the two tokens whose mass reaches 0.7
+        GenerateRequest("", temperature=0),
+    ]
+    generators = [torch.Generator().manual_seed(s) for s in range(3)]
+    counts = torch.zeros((3, 4))
+    for _ in range(4000):
+        for row, token in enumerate(_sample(requests, logits, generators)):
+            counts[row, token] += 1
+    frequencies = counts / 4000
+    assert torch.allclose(frequencies[0], torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03)
+    assert torch.allclose(frequencies[1], torch.tensor([0.625, 0.375, 0, 0]), atol=0.03)
+    assert frequencies[2].tolist() == [1, 0, 0, 0]
+    # each row draws from its own generator only: a row's tokens do not depend on its neighbours
+    (alone,) = _sample(requests[:1], logits[:1], [torch.Generator().manual_seed(0)])
+    assert alone == _sample(requests, logits, [torch.Generator().manual_seed(s) for s in range(3)])[0]
