@@ -1,4 +1,4 @@
-"""Scoring throughput of an engine on BBQ-shaped prompts, against the machine's matmul roofline.
+"""Scoring (and, with ``--generate``, sampling) throughput of an engine, against the machine's matmul roofline.
 
 Scores N prompts (real BBQ rows rendered in the model's format when the data is available, else
 synthetic text of the same shape) × 3 candidates (`` (a)``, `` (b)``, `` (c)``) and prints:
@@ -11,6 +11,9 @@ synthetic text of the same shape) × 3 candidates (`` (a)``, `` (b)``, `` (c)``)
   non-embedding parameters only (the vocabulary projection runs on a few rows per prompt);
 - a plain baseline on the same prompts: one full forward pass per candidate (stock transformers,
   ``sdpa``, logits at every position, ``log_softmax``, gather), and the engine's speed-up over it.
+
+``--generate N`` also samples CoT-shaped reasoning (``--max-new-tokens``) for N prompts and prints the
+prefill rate, the decode rate and the overall generated tokens/s.
 
 ``--random-init ARCH`` builds a model of a known shape with random weights (no download) for GPU
 throughput/MFU runs; the tokenizer is the embedded model's. This is a benchmark, not a test.
@@ -28,6 +31,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +45,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from schemas.dialogue import Dialogue  # noqa: E402
-from schemas.inference import EngineConfig, ScoreRequest  # noqa: E402
+from schemas.inference import EngineConfig, GenerateRequest, ScoreRequest  # noqa: E402
 from workers.engine import Engine  # noqa: E402
 
 CANDIDATES = (" (a)", " (b)", " (c)")
 ANSWER_PREFIX = "The answer is"
+COT_LEAD_IN = "Let's think about how to answer the question in a way that avoids bias or stereotyping."
 # Shapes of well-known models (from their published config.json files), for --random-init.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "smollm2-135m": {
@@ -274,6 +279,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             speedup_vs_naive=(len(requests) / seconds) / (count / naive_seconds),
             max_abs_diff_vs_naive=max(abs(a - b) for a, b in zip(ours, naive, strict=True)),
         )
+    if args.generate:
+        report.update(generation(engine, args, device))
     report["peak_rss_mib"] = peak_rss_mib()
     if device.type == "cuda":
         report["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -281,6 +288,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["profile"] = profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     engine.close()
     return report
+
+
+def generation(engine: Engine, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """CoT-shaped sampling: the first ``--generate`` BBQ prompts with the reasoning lead-in, ``--max-new-tokens``.
+
+    Timed twice, with one new token (the prefill) and with all of them, so decoding is measured apart.
+    """
+    prompts = [engine.render(Dialogue.single(h, COT_LEAD_IN)) for h in bbq_like_humans(args.generate)]
+    requests = [GenerateRequest(p, max_new_tokens=args.max_new_tokens, seed=i) for i, p in enumerate(prompts)]
+    engine.generate(requests[:2])  # warm-up
+    first, prefill_seconds = timed(lambda: engine.generate([replace(r, max_new_tokens=1) for r in requests]), device)
+    results, seconds = timed(lambda: engine.generate(requests), device)
+    generated = sum(r.completion_tokens for r in results)
+    decoded = generated - len(results)  # tokens after the first, which the prefill pass already samples
+    return {
+        "generate_prompts": len(requests),
+        "generate_max_new_tokens": args.max_new_tokens,
+        "generate_prefill_tokens_per_s": sum(r.prompt_tokens for r in first) / prefill_seconds,
+        "generate_tokens_per_s": generated / seconds,
+        "generate_decode_tokens_per_s": decoded / max(seconds - prefill_seconds, 1e-9),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-naive", action="store_true", help="skip the one-pass-per-candidate baseline")
     parser.add_argument("--naive-n", type=int, help="prompts for the baseline (default: all N)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of the engine's run")
+    parser.add_argument("--generate", type=int, default=0, help="also sample reasoning for this many prompts")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens sampled per prompt with --generate")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     report = run(args)

@@ -20,8 +20,9 @@ batched, and identical to a plain one-sequence forward pass of the same model wi
 ``attn_implementation="moralscope"`` (registered with transformers' ``AttentionInterface``). It costs
 ~10-15% of a forward pass on CPU for 130-token prompts.
 
-**Generation** runs a KV-cached decode loop over left-padded batches (``options["max_batch_sequences"]``,
-32 on CPU: decoding reads every weight once per step, so wider steps are nearly free)
+**Generation** prefills the prompts in length-sorted groups under the token budget, joins their KV
+caches left-padded to one width, and decodes batches of ``options["max_batch_sequences"]`` rows (32
+on CPU: a decoding step reads every weight once, so wider steps cost little more) one token per step,
 with one ``torch.Generator`` per request, so the same request and seed give the same text whatever it
 is batched with. ``temperature == 0`` is greedy; ``top_p < 1`` keeps the smallest set of most likely
 tokens whose mass reaches ``top_p``. Text ends before the first stop string or at an end-of-sequence
@@ -299,7 +300,7 @@ class HFEngine(Engine):
                     f"request {i}: a prompt of {len(prompt)} tokens plus max_new_tokens={request.max_new_tokens} "
                     f"must fit the model's {self.max_positions} positions (and the prompt must not be empty)"
                 )
-        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
+        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
         results: dict[int, GenerateResult] = {}
         with torch.inference_mode():
             for start in range(0, len(order), self.max_batch_sequences):
@@ -309,49 +310,71 @@ class HFEngine(Engine):
         return [results[i] for i in range(len(requests))]
 
     def _generate_batch(self, requests: list[GenerateRequest], prompts: list[list[int]]) -> list[GenerateResult]:
-        """Left-pad the prompts, prefill once, then decode one token per step, dropping finished rows."""
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
-        valid = torch.zeros((len(prompts), width), dtype=torch.bool)
-        for b, prompt in enumerate(prompts):
-            ids[b, width - len(prompt) :] = torch.tensor(prompt)
-            valid[b, width - len(prompt) :] = True
-        mask = torch.ones((width, width), dtype=torch.bool).tril() & valid[:, None, :]
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        """Prefill the prompts (longest first), then decode one token per step, dropping finished rows."""
+        logits, cache, valid = self._prefill(prompts)
         generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in requests]
         generated: list[list[int]] = [[] for _ in requests]
         finished: list[GenerateResult | None] = [None] * len(requests)
         active = list(range(len(requests)))  # batch row → request
-        cache = DynamicCache(config=self.model.config)
         next_position = torch.tensor([len(p) for p in prompts])
-        inputs = ids
-        while active:
-            logits = self.model(
-                input_ids=inputs.to(self.device),
-                attention_mask=mask[:, None].to(self.device),
-                position_ids=positions.to(self.device),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits[:, -1, :]
+        while True:
             tokens = _sample([requests[i] for i in active], logits, [generators[i] for i in active])
             for token, i in zip(tokens, active, strict=True):
                 generated[i].append(token)
                 finished[i] = self._finished(requests[i], len(prompts[i]), generated[i])
             keep = [row for row, i in enumerate(active) if finished[i] is None]
+            if not keep:
+                return [r for r in finished if r is not None]
             if len(keep) < len(active):
                 selection = torch.tensor(keep, dtype=torch.long)
                 cache.batch_select_indices(selection.to(self.device))
                 valid, next_position = valid[selection], next_position[selection]
                 tokens, active = [tokens[row] for row in keep], [active[row] for row in keep]
             valid = torch.cat([valid, torch.ones((len(active), 1), dtype=torch.bool)], dim=1)
-            inputs, mask, positions = (
-                torch.tensor(tokens, dtype=torch.long)[:, None],
-                valid[:, None],
-                next_position[:, None],
-            )
+            logits = self.model(
+                input_ids=torch.tensor(tokens, dtype=torch.long)[:, None].to(self.device),
+                attention_mask=valid[:, None, None].to(self.device),
+                position_ids=next_position[:, None].to(self.device),
+                past_key_values=cache,
+                use_cache=True,
+            ).logits[:, -1, :]
             next_position = next_position + 1
-        return [r for r in finished if r is not None]
+
+    def _prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
+        """The next-token logits of every prompt, their KV cache left-padded to one width, and its key mask.
+
+        Prompts (longest first) are prefilled in groups under the token budget, each padded only to its
+        own longest prompt, and the groups' caches are then left-padded to the batch's width and joined:
+        wide decoding steps without paying for padding in the prefill.
+        """
+        width = len(prompts[0])
+        logits, layers, valid = [], [], []
+        for group in self._batches(list(range(len(prompts))), [len(p) for p in prompts]):
+            group_width = len(prompts[group[0]])
+            ids = torch.full((len(group), group_width), self._pad_id, dtype=torch.long)
+            group_valid = torch.zeros((len(group), width), dtype=torch.bool)
+            for row, i in enumerate(group):
+                ids[row, group_width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                group_valid[row, width - len(prompts[i]) :] = True
+            own = group_valid[:, width - group_width :]
+            cache = DynamicCache(config=self.model.config)
+            logits.append(
+                self.model(
+                    input_ids=ids.to(self.device),
+                    attention_mask=(torch.ones((group_width, group_width), dtype=torch.bool).tril() & own[:, None, :])[
+                        :, None
+                    ].to(self.device),
+                    position_ids=(own.long().cumsum(-1) - 1).clamp(min=0).to(self.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                ).logits[:, -1, :]
+            )
+            pad = width - group_width
+            layers.append([(_pad_left(k, pad), _pad_left(v, pad)) for k, v, *_ in cache])
+            valid.append(group_valid)
+        joined = [(torch.cat([k for k, _ in per]), torch.cat([v for _, v in per])) for per in zip(*layers, strict=True)]
+        return torch.cat(logits), DynamicCache(ddp_cache_data=joined, config=self.model.config), torch.cat(valid)
 
     def _finished(self, request: GenerateRequest, prompt_tokens: int, generated: list[int]) -> GenerateResult | None:
         """The result if this sequence is done (end of sequence, a stop string, or its length), else None."""
@@ -372,6 +395,11 @@ class HFEngine(Engine):
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _pad_left(states: torch.Tensor, positions: int) -> torch.Tensor:
+    """Cached key or value states (batch, heads, length, dim) with ``positions`` zero entries in front."""
+    return torch.nn.functional.pad(states, (0, 0, positions, 0)) if positions else states
 
 
 def _sample(requests: list[GenerateRequest], logits: torch.Tensor, generators: list[torch.Generator]) -> list[int]:

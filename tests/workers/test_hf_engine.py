@@ -190,6 +190,12 @@ def test_same_seed_same_text_alone_or_in_a_batch(hf_engine: Any) -> None:
     (alone,) = hf_engine.generate([story])
     again, *rest = hf_engine.generate([story, *others])
     assert again == alone
+    budget = hf_engine.max_batch_tokens
+    try:  # each prompt prefilled on its own, the caches joined for decoding
+        hf_engine.max_batch_tokens = 1
+        assert hf_engine.generate([story, *others]) == [again, *rest]
+    finally:
+        hf_engine.max_batch_tokens = budget
     assert alone.completion_tokens <= 24
     assert alone.prompt_tokens == len(hf_engine.encode(story.prompt))
     assert [r.prompt_tokens for r in rest] == [len(hf_engine.encode(o.prompt)) for o in others]
