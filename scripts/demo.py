@@ -84,12 +84,15 @@ def main() -> None:
         print_metrics_table(metrics.filter(metrics["slice"] == "overall").to_dicts())
         print(f"samples: {job.results.samples}\nmetrics: {job.results.metrics}")
     finally:
+        # Ctrl-C, as a person would stop it: uvicorn shuts down and Ray's daemons exit with their owner
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
+            server.send_signal(signal.SIGINT)
         try:
             server.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # anything left in the server's session
 
 
 if __name__ == "__main__":
