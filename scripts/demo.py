@@ -87,10 +87,8 @@ def main() -> None:
         # Ctrl-C, as a person would stop it: uvicorn shuts down and Ray's daemons exit with their owner
         with contextlib.suppress(ProcessLookupError):
             server.send_signal(signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)  # anything left in the server's session
 
