@@ -130,6 +130,12 @@ class _Protocol:
             raise InvalidInputError(f"table must be 'samples' or 'metrics', got {table!r}", field="table")
         return f"/v1/jobs/{job_id}/results/{table}"
 
+    @staticmethod
+    def _save(response: httpx.Response, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(response.content)
+        return path
+
 
 class _EventDecoder:
     """Server-sent events, line by line: ``data:`` lines up to a blank line make one JobEvent."""
@@ -300,10 +306,11 @@ class Client(_Protocol):
 
     def download(self, job_id: str, path: str | Path, *, table: Table = "samples") -> Path:
         """Save a result table's Parquet file to ``path``."""
-        response = self._request("GET", self._results_path(job_id, table))
-        path = Path(path)
-        path.write_bytes(response.content)
-        return path
+        return self._save(self._request("GET", self._results_path(job_id, table)), path)
+
+    def report(self, job_id: str, path: str | Path) -> Path:
+        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
+        return self._save(self._request("GET", f"/v1/jobs/{job_id}/results/report"), path)
 
     def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         response = self._request("GET", self._results_path(job_id, table))
@@ -405,10 +412,10 @@ class AsyncClient(_Protocol):
         return self._finished(view)
 
     async def download(self, job_id: str, path: str | Path, *, table: Table = "samples") -> Path:
-        response = await self._request("GET", self._results_path(job_id, table))
-        path = Path(path)
-        path.write_bytes(response.content)
-        return path
+        return self._save(await self._request("GET", self._results_path(job_id, table)), path)
+
+    async def report(self, job_id: str, path: str | Path) -> Path:
+        return self._save(await self._request("GET", f"/v1/jobs/{job_id}/results/report"), path)
 
     async def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         response = await self._request("GET", self._results_path(job_id, table))

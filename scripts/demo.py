@@ -82,7 +82,7 @@ def main() -> None:
             print(f"job {job.id} {job.state.value} in {time.monotonic() - started:,.0f} s", flush=True)
             metrics = client.results(job.id, table="metrics")
         print_metrics_table(metrics.filter(metrics["slice"] == "overall").to_dicts())
-        print(f"samples: {job.results.samples}\nmetrics: {job.results.metrics}")
+        print(f"samples: {job.results.samples}\nmetrics: {job.results.metrics}\nreport:  {job.results.report}")
     finally:
         # Ctrl-C, as a person would stop it: uvicorn shuts down and Ray's daemons exit with their owner
         with contextlib.suppress(ProcessLookupError):

@@ -19,7 +19,12 @@ from service.settings import Settings
 from service.store import JobStore
 from service.views import job_list, job_view
 
-RESULT_FILES = {"samples": "samples.parquet", "metrics": "metrics.parquet", "spec": "spec.json"}
+RESULT_FILES = {
+    "samples": "samples.parquet",
+    "metrics": "metrics.parquet",
+    "spec": "spec.json",
+    "report": "report.html",
+}
 
 
 def submit_job(
@@ -78,18 +83,18 @@ class ResultFile:
 
 
 def result_file(*, store: JobStore, principal: Principal, job_id: str, name: str) -> ResultFile:
-    """A result file of a finished job (``samples``, ``metrics`` or ``spec``); NotFoundError until it exists."""
+    """A result file of a finished job (a key of RESULT_FILES); NotFoundError until it exists."""
     job = store.get_job(job_id, owner=principal.owner)
     relative = RESULT_FILES[name]
     files = JobFiles(job.location)
-    available = job.state == JobState.COMPLETED or (job.state == JobState.CANCELLED and name != "metrics")
+    available = job.state == JobState.COMPLETED or (job.state == JobState.CANCELLED and name in ("samples", "spec"))
     if not available or not files.exists(relative):
         raise NotFoundError(
             f"job {job_id} has no {name} results (state {job.state.value}); "
             + (
                 "they are written when it completes"
                 if not job.state.is_terminal
-                else "a cancelled job keeps the samples of its finished shards but has no metrics"
+                else "a cancelled job keeps the samples of its finished shards but has no metrics or report"
                 if job.state == JobState.CANCELLED
                 else "the job did not complete"
             )

@@ -33,6 +33,7 @@ def result_locations(job: JobRecord, *, planned: bool) -> ResultLocations:
         samples=f"{job.location}/samples.parquet",
         metrics=f"{job.location}/metrics.parquet",
         spec=f"{job.location}/spec.json",
+        report=f"{job.location}/report.html",
     )
 
 

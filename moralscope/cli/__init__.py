@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "list": "moralscope.cli.client:list_jobs",
     "cancel": "moralscope.cli.client:cancel",
     "results": "moralscope.cli.client:results",
+    "report": "moralscope.cli.client:report",
 }
 
 # one-line help per command, so that `moralscope --help` imports no command module.
@@ -46,6 +47,7 @@ COMMAND_HELP: dict[str, str] = {
     "list": "List jobs on a server.",
     "cancel": "Cancel a job.",
     "results": "Fetch a job's metrics or samples.",
+    "report": "Save a job's HTML report.",
 }
 
 

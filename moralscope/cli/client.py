@@ -161,3 +161,20 @@ def results(job_id: str, table: str, out: Path | None, url: str | None, api_key:
         print_metrics_table(frame.filter(frame["slice"] == "overall").to_dicts())
     else:
         click.echo(frame)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to save it (default: JOB_ID-report.html here).",
+)
+@server_options
+@run_command
+def report(job_id: str, out: Path | None, url: str | None, api_key: str | None, as_json: bool) -> None:
+    """Save a completed job's HTML report: interval plots and tables of its metrics."""
+    with _client(url, api_key) as client:
+        path = client.report(job_id, out or Path(f"{job_id}-report.html"))
+    print_json({"path": str(path)}) if as_json else click.echo(str(path))

@@ -139,6 +139,16 @@ def metrics(
 
 
 @router.get(
+    "/{job_id}/results/report",
+    summary="The report (HTML: interval plots and tables of the metrics)",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "report.html"}},
+)
+def report(job_id: JobId, store: StoreDep, principal: PrincipalDep) -> Response:
+    return _download(jobs.result_file(store=store, principal=principal, job_id=job_id, name="report"), "text/html")
+
+
+@router.get(
     "/{job_id}/results/spec",
     summary="The spec with resolved versions (spec.json)",
     responses={200: {"content": {"application/json": {}}}},

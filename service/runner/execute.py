@@ -8,7 +8,8 @@
    per model. Every finished shard is a Parquet part (atomic) recorded in the store; shards already
    recorded are skipped, so a restarted job resumes without recomputing or duplicating a row.
 3. **finalizing**: the score parts are concatenated in plan order into ``samples.parquet`` and the
-   metrics computed into ``metrics.parquet``; then ``completed`` and the parts are removed.
+   metrics computed into ``metrics.parquet``, rendered into ``report.html`` (:mod:`service.report`);
+   then ``completed`` and the parts are removed.
 
 Cancellation is checked between shards and by the pool (its ``cancelled`` callback): finished shards
 are kept (compacted into a partial ``samples.parquet``) and the job ends ``cancelled``. A shutdown of
@@ -33,6 +34,7 @@ from schemas.jobs import JobState
 from schemas.spec import BENCHMARKS, ModelSpec
 from schemas.tables import METRICS_SCHEMA, SAMPLES_SCHEMA
 from service.provenance import resolved_spec_document
+from service.report import render_report
 from service.results import JobFiles
 from service.runner.model_phases import JobCancelled, JobInterrupted, ModelPhases, ModelToRun
 from service.runner.plan import SCORE, JobPlan, build_plan
@@ -215,6 +217,8 @@ class JobExecution:
         )
         table = metrics.to_arrow().select(METRICS_SCHEMA.names).cast(METRICS_SCHEMA)
         self.files.write_parquet("metrics.parquet", table)
+        document = json.loads(self.files.read_text("spec.json"))
+        self.files.write_text("report.html", render_report(metrics, document))
 
     def _finish_cancelled(self) -> None:
         if self.store.shards(self.job.id):  # planned: keep what finished as a partial samples table

@@ -98,6 +98,9 @@ def test_local_run_writes_complete_results(reference: dict[str, Any]) -> None:
     assert spec_json["packages"]["torch"]
     assert {d["key"] for d in spec_json["datasets"]} >= {"bbq/data/Age.jsonl", "lawschool/law_data.csv"}
     assert not (reference["out"] / "parts").exists()
+    report = (reference["out"] / "report.html").read_text()
+    assert all(title in report for title in ("BBQ", "Winogender", "Law school admissions"))
+    assert all(condition in report for _, condition in EXPECTED_ROWS)
 
 
 def _events(url: str, job_id: str, timeout: float) -> list[dict[str, Any]]:
@@ -174,6 +177,7 @@ def test_cancel_a_running_job_keeps_finished_shards(server: dict[str, Any]) -> N
     assert view["results"]["samples"].endswith(f"{job_id}/samples.parquet")
     assert samples["item_id"].to_pylist()[:4] == ["0", "0", "1", "1"]
     assert httpx.get(f"{live.url}/v1/jobs/{job_id}/results/metrics").status_code == 404
+    assert httpx.get(f"{live.url}/v1/jobs/{job_id}/results/report").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,11 @@ def test_submit_wait_results(server: LiveServer, finished_job: str, tmp_path: Pa
         assert set(metrics["metric"]) >= {"pearson_r", "mean_p_female"}
         saved = client.download(finished_job, tmp_path / "metrics.parquet", table="metrics")
         assert pq.read_table(saved).schema.equals(METRICS_SCHEMA, check_metadata=True)
-        assert client.get(finished_job).results.metrics
+        assert client.get(finished_job).results.report
+        page = client.report(finished_job, tmp_path / "report.html").read_text()
+        assert page.startswith("<!DOCTYPE html>")
+        assert "Winogender" in page
+        assert "pearson_r" in page
         assert finished_job in {job.id for job in client.list(state="completed").data}
 
 
@@ -141,6 +145,11 @@ def test_client_commands_json_and_exit_codes(server: LiveServer, finished_job: s
     saved = _cli("results", finished_job, "--table", "samples", "--out", str(out), url=server.url)
     assert saved.returncode == 0, saved.stderr
     assert pq.read_table(out).num_rows == 6
+
+    report = tmp_path / "report.html"
+    saved_report = json.loads(_cli("report", finished_job, "--out", str(report), "--json", url=server.url).stdout)
+    assert saved_report == {"path": str(report)}
+    assert "Winogender" in report.read_text()
 
     cancelled = json.loads(_cli("cancel", finished_job, "--json", url=server.url).stdout)
     assert cancelled["state"] == "completed"  # a finished job stays finished
