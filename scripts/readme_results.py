@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from pathlib import Path
 
 import polars as pl
+from update_readme import README, with_block  # this folder
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- quickstart-results:start -->", "<!-- quickstart-results:end -->"
 # (column header, benchmark, metric, ci_method)
 COLUMNS = [
     ("BBQ s_AMB", "bbq", "bias_ambig", "bootstrap"),
@@ -67,12 +65,8 @@ def main() -> None:
     parser.add_argument("metrics", type=Path, help="a job's metrics.parquet")
     parser.add_argument("--note", required=True, help="the run: machine, date, duration")
     args = parser.parse_args()
-    block = f"{START}\n{args.note}\n\n{headline_table(pl.read_parquet(args.metrics))}{END}"
-    text = README.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise SystemExit(f"{README} lacks the {START} … {END} markers")
-    README.write_text(pattern.sub(lambda _: block, text))
+    table = headline_table(pl.read_parquet(args.metrics))
+    README.write_text(with_block(README.read_text(), "quickstart-results", f"{args.note}\n\n{table}"))
 
 
 if __name__ == "__main__":
