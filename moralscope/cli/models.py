@@ -9,6 +9,8 @@ only when these commands run.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,14 +93,22 @@ def _engine_options(function: Any) -> Any:
     return function
 
 
-def _load(model: str, revision: str | None, **settings: Any) -> Engine:
+@contextmanager
+def _loaded(model: str, revision: str | None, **settings: Any) -> Iterator[Engine]:
+    """The engine for ``model``, closed afterwards; an engine error becomes the CLI's EngineFailure."""
+    from schemas.errors import EngineFailure
     from schemas.inference import EngineConfig
-    from workers.engine import load_engine
+    from workers.engine import EngineError, load_engine
     from workers.models import resolve_model
 
     resolved = resolve_model(model, revision)
-    config = EngineConfig(model_path=resolved.path, **settings)
-    return load_engine(config)
+    engine = load_engine(EngineConfig(model_path=resolved.path, **settings))
+    try:
+        yield engine
+    except EngineError as exc:
+        raise EngineFailure(str(exc)) from exc
+    finally:
+        engine.close()
 
 
 @click.command()
@@ -117,20 +127,13 @@ def score(
     candidates: tuple[str, ...],
 ) -> None:
     """Print (as JSON) each candidate's log-probability after PROMPT, with its tokens."""
-    from schemas.errors import EngineFailure
     from schemas.inference import ScoreRequest
-    from workers.engine import EngineError
 
-    loaded = _load(
+    with _loaded(
         model, revision, engine=engine, dtype=dtype, device=device, num_threads=threads, prompt_format=prompt_format
-    )
-    try:
+    ) as loaded:
         (result,) = loaded.score([ScoreRequest(prompt, candidates)])
-        tokenizer = loaded.renderer.tokenizer
-    except EngineError as exc:
-        raise EngineFailure(str(exc)) from exc
-    finally:
-        loaded.close()
+    tokenizer = loaded.renderer.tokenizer
     print_json(
         {
             "model": model,
@@ -179,20 +182,13 @@ def generate(
     as_json: bool,
 ) -> None:
     """Sample a continuation of PROMPT (the same seed gives the same text)."""
-    from schemas.errors import EngineFailure
     from schemas.inference import GenerateRequest
-    from workers.engine import EngineError
 
-    loaded = _load(
-        model, revision, engine=engine, dtype=dtype, device=device, num_threads=threads, prompt_format=prompt_format
-    )
     request = GenerateRequest(prompt, max_tokens, temperature, top_p, stops, seed)
-    try:
+    with _loaded(
+        model, revision, engine=engine, dtype=dtype, device=device, num_threads=threads, prompt_format=prompt_format
+    ) as loaded:
         (result,) = loaded.generate([request])
-    except EngineError as exc:
-        raise EngineFailure(str(exc)) from exc
-    finally:
-        loaded.close()
     if as_json:
         print_json(result)
     else:
