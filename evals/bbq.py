@@ -224,8 +224,9 @@ def render(item: BbqItem, condition: Condition) -> list[EvalPrompt]:
 # -- results -----------------------------------------------------------------------------------------
 
 
-def sample_columns(prompt: EvalPrompt, scores: AnswerScores) -> dict[str, Any]:
-    """The BBQ columns of a samples row (see schemas.tables.SAMPLES_SCHEMA)."""
+def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
+    """The BBQ columns of a samples row (see schemas.tables.SAMPLES_SCHEMA); ``scores`` is None on an
+    error row (the item's columns are kept, the score-derived ones are null)."""
     item = prompt.item
     if not isinstance(item, BbqItem):
         raise TypeError(f"expected a BbqItem, got {type(item).__name__}")
@@ -237,10 +238,10 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores) -> dict[str, Any]:
         "bbq_label": label,
         "bbq_unknown": unknown,
         "bbq_biased": biased,
-        "correct": scores.chosen == label,
-        "p_correct": scores.prob(label),
-        "p_unknown": scores.prob(unknown),
-        "p_biased": scores.prob(biased) if biased is not None else None,
+        "correct": scores.chosen == label if scores else None,
+        "p_correct": scores.prob(label) if scores else None,
+        "p_unknown": scores.prob(unknown) if scores else None,
+        "p_biased": scores.prob(biased) if scores and biased is not None else None,
     }
 
 

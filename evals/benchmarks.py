@@ -33,7 +33,7 @@ class Benchmark:
     name: str
     load_items: Callable[[Any, DatasetSources, int], Sequence[Any]]
     render: Callable[[Any, Condition], list[EvalPrompt]]
-    sample_columns: Callable[[EvalPrompt, AnswerScores], dict[str, Any]]
+    sample_columns: Callable[[EvalPrompt, AnswerScores | None], dict[str, Any]]
 
 
 def get_benchmark(name: str) -> Benchmark:

@@ -135,8 +135,9 @@ def render(student: LawSchoolStudent, condition: Condition) -> list[EvalPrompt]:
     ]
 
 
-def sample_columns(prompt: EvalPrompt, scores: AnswerScores) -> dict[str, Any]:
-    """The law-school columns of a samples row (see schemas.tables.SAMPLES_SCHEMA)."""
+def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
+    """The law-school columns of a samples row (see schemas.tables.SAMPLES_SCHEMA); ``scores`` is None on
+    an error row (its probabilities are null, which also leaves its pair out of the metrics)."""
     student = prompt.item
     if not isinstance(student, LawSchoolStudent):
         raise TypeError(f"expected a LawSchoolStudent, got {type(student).__name__}")
@@ -145,6 +146,6 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores) -> dict[str, Any]:
         "ls_sex": student.sex,
         "ls_lsat": student.lsat,
         "ls_ugpa": student.ugpa,
-        "p_yes": scores.prob("yes"),
-        "p_yes_raw": math.exp(scores.logprobs[scores.labels.index("yes")]),
+        "p_yes": scores.prob("yes") if scores else None,
+        "p_yes_raw": math.exp(scores.logprobs[scores.labels.index("yes")]) if scores else None,
     }

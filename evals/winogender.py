@@ -182,15 +182,16 @@ def render(item: WinogenderItem, condition: Condition) -> list[EvalPrompt]:
     ]
 
 
-def sample_columns(prompt: EvalPrompt, scores: AnswerScores) -> dict[str, Any]:
-    """The Winogender columns of a samples row (see schemas.tables.SAMPLES_SCHEMA)."""
+def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
+    """The Winogender columns of a samples row (see schemas.tables.SAMPLES_SCHEMA); ``scores`` is None on
+    an error row (its probabilities are null)."""
     item = prompt.item
     if not isinstance(item, WinogenderItem):
         raise TypeError(f"expected a WinogenderItem, got {type(item).__name__}")
     return {
         "wg_pronoun_case": item.pronoun_case,
         "wg_bls_pct_female": item.bls_pct_female,
-        "p_female": scores.prob("female"),
-        "p_male": scores.prob("male"),
-        "p_neutral": scores.prob("neutral"),
+        "p_female": scores.prob("female") if scores else None,
+        "p_male": scores.prob("male") if scores else None,
+        "p_neutral": scores.prob("neutral") if scores else None,
     }

@@ -45,16 +45,44 @@ class ContinuationScore:
 
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
-    """Scores of one :class:`ScoreRequest`, continuations in request order."""
+    """Scores of one :class:`ScoreRequest`, continuations in request order.
+
+    A request the engine cannot serve (longer than the model's context, a continuation that adds no
+    tokens, ...) is not an exception: its result has ``error`` set and no continuations (STYLE 10,
+    "a per-row failure is data"). Use :meth:`failed` to build one.
+    """
 
     continuations: tuple[ContinuationScore, ...]
     prompt_tokens: int
     """Tokens in the prompt (the context the continuations were scored against)."""
+    computed_tokens: int | None = None
+    """Tokens the engine actually ran through the model for this request: prompt and continuation tokens
+    not served from a prefix cache (a prefix shared within a batch counts for the first request that
+    needed it). None: the engine does not say, so every token counts as computed (:attr:`tokens_computed`).
+    An operational measurement: it depends on what was cached, so it may differ between two runs whose
+    scores are identical."""
+    error: str | None = None
+    """Why the request could not be scored; None when it was."""
 
     @property
     def continuation_tokens(self) -> int:
         """Tokens scored over all continuations."""
         return sum(len(c.token_ids) for c in self.continuations)
+
+    @property
+    def tokens_requested(self) -> int:
+        """Prompt plus continuation tokens: what an engine without any cache would compute."""
+        return self.prompt_tokens + self.continuation_tokens
+
+    @property
+    def tokens_computed(self) -> int:
+        """:attr:`computed_tokens`, or every requested token when the engine does not report it."""
+        return self.tokens_requested if self.computed_tokens is None else self.computed_tokens
+
+    @classmethod
+    def failed(cls, error: str, *, prompt_tokens: int = 0) -> ScoreResult:
+        """The result of a request that cannot be served."""
+        return cls((), prompt_tokens, 0, error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +106,27 @@ class GenerateResult:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "error"]
+    computed_tokens: int | None = None
+    """Prompt and sampled tokens the engine ran through the model (prompt tokens served from a prefix cache
+    are not computed). None: every token counts as computed (:attr:`tokens_computed`)."""
+    error: str | None = None
+    """Why the request could not be served (``finish_reason`` is then ``error`` and ``text`` empty)."""
+
+    @property
+    def tokens_requested(self) -> int:
+        """Prompt plus sampled tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def tokens_computed(self) -> int:
+        """:attr:`computed_tokens`, or every requested token when the engine does not report it."""
+        return self.tokens_requested if self.computed_tokens is None else self.computed_tokens
+
+    @classmethod
+    def failed(cls, error: str, *, prompt_tokens: int = 0) -> GenerateResult:
+        """The result of a request that cannot be served."""
+        return cls("", prompt_tokens, 0, "error", 0, error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,6 +251,15 @@ class JobSpec(_Spec):
     cot: CotSamplingSpec = Field(default_factory=CotSamplingSpec, description="Chain-of-thought sampling.")
     bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec, description="Confidence intervals.")
     shard_size: int = Field(256, ge=1, le=100_000, description="Prompts per shard: the unit of progress and restart.")
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description=(
+            "Largest share of error rows (prompts the engine could not score) a cell (model × benchmark × "
+            "condition) may have and still get metrics; a cell above it is reported as failed, with its cause."
+        ),
+    )
     labels: dict[str, LabelValue] = Field(default_factory=dict, description="Free labels for the job.")
 
     @field_validator("conditions")

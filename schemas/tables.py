@@ -6,13 +6,18 @@
 Benchmark-specific columns are nullable and named with their benchmark's prefix; every column is
 documented in its field metadata (``description``). Bump :data:`SCHEMA_VERSION` on any change; it is
 stored in each file's schema metadata under ``moralscope.schema_version``.
+
+Version 2.0 (from 1.0): samples gain ``error`` (a row the engine could not score is kept, with its
+cause, and null scores) and ``computed_tokens`` (tokens actually computed, after prefix-cache hits);
+score columns became nullable. Metrics gain ``baseline``: the ``delta_*`` rows are paired changes of a
+condition against that baseline condition (self-correction effects).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 SCHEMA_VERSION_KEY = b"moralscope.schema_version"
 
 
@@ -77,18 +82,41 @@ SAMPLES_SCHEMA = _schema(
         _field(
             "candidate_logprobs",
             pa.list_(pa.float64()),
-            "log of each answer's probability: log-sum-exp over its surface forms' summed token log-probs (nats).",
+            "log of each answer's probability: log-sum-exp over its surface forms' summed token log-probs (nats); "
+            "null on an error row.",
+            nullable=True,
         ),
         _field(
             "candidate_probs",
             pa.list_(pa.float64()),
-            "Each answer's probability normalised over the answers.",
+            "Each answer's probability normalised over the answers; null on an error row.",
+            nullable=True,
         ),
-        _field("candidate_mass", pa.float64(), "Total probability of all answers' surface forms (unnormalised)."),
-        _field("chosen", pa.string(), "The answer with the highest probability."),
+        _field(
+            "candidate_mass",
+            pa.float64(),
+            "Total probability of all answers' surface forms (unnormalised); null on an error row.",
+            nullable=True,
+        ),
+        _field("chosen", pa.string(), "The answer with the highest probability; null on an error row.", nullable=True),
+        _field(
+            "error",
+            pa.string(),
+            "Why this row could not be scored (e.g. the prompt exceeds the model's context); null when it was. "
+            "Error rows have null scores, are left out of every metric and counted in its n_excluded.",
+            nullable=True,
+        ),
         # token accounting
-        _field("prompt_tokens", pa.int32(), "Tokens in the scored prompt."),
+        _field("prompt_tokens", pa.int32(), "Tokens in the scored prompt (0 when not known on an error row)."),
         _field("continuation_tokens", pa.int32(), "Tokens scored over all surface forms of all answers."),
+        _field(
+            "computed_tokens",
+            pa.int32(),
+            "Prompt and continuation tokens the engine computed for this row, after prefix-cache hits (a prefix "
+            "shared within a batch counts for the first row that needed it). An operational figure: it depends "
+            "on what was cached, so it may differ between runs whose scores are identical.",
+            nullable=True,
+        ),
         _field(
             "reasoning_tokens",
             pa.int32(),
@@ -149,7 +177,11 @@ METRICS_SCHEMA = _schema(
         _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
         _field("condition", pa.string(), "The condition's name."),
         _field("slice", pa.string(), "BBQ: a category or `overall` (pooled); otherwise `overall`."),
-        _field("metric", pa.string(), "The metric's name (see METRIC_DESCRIPTIONS)."),
+        _field(
+            "metric",
+            pa.string(),
+            "The metric's name (see METRIC_DESCRIPTIONS); `delta_<metric>` rows are paired changes against `baseline`.",
+        ),
         _field(
             "method",
             pa.string(),
@@ -162,7 +194,19 @@ METRICS_SCHEMA = _schema(
         _field("confidence", pa.float64(), "The interval's coverage, e.g. 0.95."),
         _field("n", pa.int64(), "Rows the value is computed from."),
         _field("n_clusters", pa.int64(), "Clusters (templates, occupations, students) the rows come from."),
-        _field("n_excluded", pa.int64(), "Rows excluded (BBQ: biased option undetermined)."),
+        _field(
+            "n_excluded",
+            pa.int64(),
+            "Rows of the cell left out of this value: error rows, rows missing a probability, BBQ rows whose "
+            "biased option is undetermined, and rows whose pair (law school: the student's other race) is missing.",
+        ),
+        _field(
+            "baseline",
+            pa.string(),
+            "`delta_*` rows: the condition this row's condition is compared with (value = metric under `condition` "
+            "− metric under `baseline`, on the items scored under both); empty for every other row.",
+            nullable=True,
+        ),
     ],
 )
 

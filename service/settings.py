@@ -7,10 +7,11 @@ Kubernetes manifests against this class).
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +47,13 @@ class Settings(BaseSettings):
     concurrency: int = Field(1, ge=1, le=64, description="Jobs that run at the same time.")
     engine_max_retries: int = Field(
         2, ge=0, le=10, description="Retries of a batch whose engine actor died, before the job fails."
+    )
+    engine_factory: str | None = Field(
+        None,
+        description=(
+            "`module:callable` building every model's engine from its EngineConfig instead of the spec's "
+            "hf/vllm (a custom backend, or a test double); the module must be importable by the Ray workers."
+        ),
     )
 
     # HTTP
@@ -84,6 +92,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"cannot read MORALSCOPE_API_KEYS_FILE {self.api_keys_file}: {exc.strerror}") from exc
             keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return keys
+
+    def load_engine_factory(self) -> Any:
+        """The callable named by ``engine_factory`` (None when unset); ValueError when it cannot be imported."""
+        if not self.engine_factory:
+            return None
+        module_name, _, attribute = self.engine_factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ValueError(
+                f"MORALSCOPE_ENGINE_FACTORY={self.engine_factory!r} cannot be imported ({exc}); "
+                "give it as module:callable"
+            ) from exc
+        if not callable(factory):
+            raise ValueError(f"MORALSCOPE_ENGINE_FACTORY={self.engine_factory!r} is not callable")
+        return factory
 
     @property
     def effective_ray_address(self) -> str | None:

@@ -33,6 +33,33 @@ BENCHMARK_METRICS: dict[str, Callable[[pl.DataFrame, CellKey, BootstrapSettings]
 """Each benchmark's metric function: (one cell's samples, its key, settings) → metric rows."""
 
 _GROUP_COLUMNS = ("benchmark", "model", "model_labels", "condition")
+SCORE_COLUMNS = (
+    "chosen",
+    "correct",
+    "p_correct",
+    "p_unknown",
+    "p_biased",
+    "p_female",
+    "p_male",
+    "p_neutral",
+    "p_yes",
+    "p_yes_raw",
+)
+"""Columns derived from a row's scores: null on an error row, so every metric leaves it out."""
+
+
+def without_error_scores(samples: pl.DataFrame) -> pl.DataFrame:
+    """``samples`` with the score-derived columns nulled on rows that carry an ``error``.
+
+    An error row has null scores already (``service.runner.rows``); this makes the rule hold for any
+    frame handed in, so an error row can never count towards a metric (it counts in ``n_excluded``).
+    """
+    if "error" not in samples.columns:
+        return samples
+    failed = pl.col("error").is_not_null()
+    return samples.with_columns(
+        pl.when(failed).then(None).otherwise(pl.col(c)).alias(c) for c in SCORE_COLUMNS if c in samples.columns
+    )
 
 
 def _settings(resamples: int, confidence: float, seed: int) -> BootstrapSettings:
@@ -53,7 +80,8 @@ def compute_metrics(
     """Every metric of every (benchmark, model, model_labels, condition) group of ``samples``.
 
     ``samples`` holds (a subset of) SAMPLES_SCHEMA's columns: the four grouping columns plus those
-    its benchmarks need (each module's ``REQUIRED_COLUMNS``). ``resamples = 0`` skips the bootstrap
+    its benchmarks need (each module's ``REQUIRED_COLUMNS``). Rows with an ``error`` are left out of every
+    value and counted in its ``n_excluded`` (a law-school row also takes its pair out). ``resamples = 0`` skips the bootstrap
     (its intervals are NaN with ci_method ``none``; Fisher-z intervals are still given). Values that
     are undefined (e.g. no non-unknown BBQ answer) are NaN, never 0.
 
@@ -69,6 +97,7 @@ def compute_metrics(
             f"unknown benchmark(s) {', '.join(map(repr, unknown))} in samples; known: {', '.join(BENCHMARK_METRICS)}",
             field="samples.benchmark",
         )
+    samples = without_error_scores(samples)
     rows: list[MetricRow] = []
     for values, group in samples.group_by(list(_GROUP_COLUMNS), maintain_order=True):
         benchmark, model, model_labels, condition = (str(v) for v in values)

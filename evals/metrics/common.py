@@ -109,6 +109,7 @@ def metric_row(
         "n": int(n),
         "n_clusters": int(n_clusters),
         "n_excluded": int(n_excluded),
+        "baseline": None,
     }
 
 

@@ -126,6 +126,7 @@ class ModelPhases:
         )
         return EnginePool(
             config,
+            engine_factory=self.settings.load_engine_factory(),
             num_actors=model.spec.num_actors,
             num_gpus_per_actor=model.spec.gpus_per_actor,
             num_cpus_per_actor=model.spec.cpus_per_actor,

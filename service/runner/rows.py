@@ -75,9 +75,12 @@ def sample_row(
     result: ScoreResult,
     reasoning: tuple[str, int] | None,
 ) -> dict[str, Any]:
-    """One row of the samples table (common columns, then the benchmark's own)."""
+    """One row of the samples table (common columns, then the benchmark's own).
+
+    A result with an ``error`` becomes an error row: the item's columns, the error, and null scores.
+    """
     prompt = row.prompt
-    scores = combine_forms(prompt.candidates, result.continuations)
+    scores = None if result.error is not None else combine_forms(prompt.candidates, result.continuations)
     columns = dict(get_benchmark(prompt.benchmark).sample_columns(prompt, scores))
     columns.update(
         model=model,
@@ -92,13 +95,15 @@ def sample_row(
         prompt=prompt_text,
         prompt_sha256=hashlib.sha256(prompt_text.encode()).hexdigest(),
         reasoning=reasoning[0] if reasoning else None,
-        candidates=list(scores.labels),
-        candidate_logprobs=list(scores.logprobs),
-        candidate_probs=list(scores.probs),
-        candidate_mass=scores.mass,
-        chosen=scores.chosen,
+        candidates=[c.label for c in prompt.candidates],
+        candidate_logprobs=list(scores.logprobs) if scores else None,
+        candidate_probs=list(scores.probs) if scores else None,
+        candidate_mass=scores.mass if scores else None,
+        chosen=scores.chosen if scores else None,
+        error=result.error,
         prompt_tokens=result.prompt_tokens,
         continuation_tokens=result.continuation_tokens,
+        computed_tokens=result.tokens_computed,
         reasoning_tokens=reasoning[1] if reasoning else None,
     )
     return columns
