@@ -181,7 +181,7 @@ def load(args: argparse.Namespace) -> tuple[Engine, int, int]:
         )  # fmt: skip
         if args.engine != "hf":
             raise SystemExit("--random-init builds a torch model: use --engine hf")
-        from workers.hf_engine import HFEngine
+        from workers.hf import HFEngine
 
         engine: Engine = HFEngine(engine_config, renderer, model=model)
     else:
