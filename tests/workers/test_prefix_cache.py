@@ -1,6 +1,6 @@
 """The radix tree of the hf engine's prefix cache and the planning of shared prefixes, on tiny tensors.
 
-A token's "keys and values" here are a (layers=2, 2, 1, 1, 1) block filled with the token id, 16 bytes per
+A token's "keys and values" here are a (layers=2, 2, kv_heads=1, 1, head_dim=1) block filled with the token id, 16 bytes per
 token, so what a match returns can be checked against the tokens it claims to cover.
 """
 
@@ -18,7 +18,7 @@ BYTES_PER_TOKEN = 16
 
 
 def kv(tokens: Sequence[int]) -> torch.Tensor:
-    return torch.tensor(tokens, dtype=torch.float32)[None, None, :, None, None].expand(2, 2, -1, 1, 1).contiguous()
+    return torch.tensor(tokens, dtype=torch.float32)[None, None, None, :, None].expand(2, 2, 1, -1, 1).contiguous()
 
 
 def insert(cache: PrefixCache, tokens: Sequence[int]) -> int:
@@ -27,7 +27,7 @@ def insert(cache: PrefixCache, tokens: Sequence[int]) -> int:
 
 def covered(chunks: list[tuple[torch.Tensor, int]]) -> list[int]:
     """The token ids the chunks of a match spell (read back from their tensors)."""
-    return [int(v) for tensor, used in chunks for v in tensor[0, 0, :used, 0, 0].tolist()]
+    return [int(v) for tensor, used in chunks for v in tensor[0, 0, 0, :used, 0].tolist()]
 
 
 def test_match_returns_the_longest_cached_prefix_and_splits_edges_where_sequences_part() -> None:

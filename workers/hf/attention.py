@@ -84,7 +84,7 @@ class _TileClass:
     rows: torch.Tensor  # (tiles, size) flat query index; padding points at the dummy row n_new
     w_tile: torch.Tensor
     w_block: torch.Tensor
-    mask: torch.Tensor  # (items, 1, groups*size, KEY_BLOCK)
+    mask: torch.Tensor  # (items, groups*size, KEY_BLOCK): rows are (query head in group, query in tile)
     slices: list[tuple[int, int]]
 
 
@@ -155,9 +155,7 @@ class ExactAttention:
             block_kinds = kinds[w_block][:, None]
             visible = key_ok[:, None, :] & (key_pos[:, None, :] <= pos[:, :, None])
             visible &= ((block_kinds == -1) & (owner >= 0) | (owner == block_kinds))[:, :, None]
-            mask = (
-                visible[:, None, None].expand(-1, 1, groups, size, block).reshape(len(w_tile), 1, groups * size, block)
-            )
+            mask = visible[:, None].expand(-1, groups, size, block).reshape(len(w_tile), groups * size, block)
             _, counts = torch.unique_consecutive(starts[w_block], return_counts=True)
             bounds = torch.cumsum(counts, 0).tolist()
             classes.append(
@@ -175,37 +173,39 @@ class ExactAttention:
     def __call__(
         self, compiled: Any, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float
     ) -> torch.Tensor:
-        """(n_new, heads, dim) outputs of ``query`` (n_new, heads, dim) over the key/value slots."""
+        """Outputs (heads, n_new, dim) of ``query`` (heads, n_new, dim) over ``keys``/``values`` (kv_heads, slots, dim)."""
         slots, classes = compiled
-        n_new, heads, dim = query.shape
-        kv_heads = keys.shape[1]
+        heads, n_new, dim = query.shape
+        kv_heads = keys.shape[0]
         groups = heads // kv_heads
         wide = torch.float32
-        k_blocks = keys[slots].to(wide).permute(0, 2, 3, 1).contiguous()  # (blocks, kv_heads, dim, block)
-        v_blocks = values[slots].to(wide).permute(0, 2, 1, 3).contiguous()  # (blocks, kv_heads, block, dim)
-        padded = torch.cat([query.to(wide), query.new_zeros((1, heads, dim), dtype=wide)])
-        out = padded.new_empty((n_new + 1, heads, dim))
+        queries = torch.cat([query.to(wide), query.new_zeros((heads, 1, dim), dtype=wide)], dim=1)
+        queries = queries.view(kv_heads, groups, n_new + 1, dim)
+        out = torch.empty_like(queries)
         for c in classes:
-            tiles = len(c.rows)
-            q = padded[c.rows].view(tiles, c.size, kv_heads, groups, dim).permute(0, 2, 3, 1, 4)
-            q = q.reshape(tiles, kv_heads, groups * c.size, dim)
-            scores = torch.matmul(q[c.w_tile], k_blocks[c.w_block])
+            items, tiles, rows = len(c.w_tile), len(c.rows), groups * c.size
+            q = queries[:, :, c.rows[c.w_tile].flatten()].view(kv_heads, groups, items, c.size, dim)
+            q = q.transpose(1, 2).reshape(kv_heads, items, rows, dim)
+            taken = slots[c.w_block].flatten()
+            k = keys.index_select(1, taken).to(wide).view(kv_heads, items, KEY_BLOCK, dim)
+            v = values.index_select(1, taken).to(wide).view(kv_heads, items, KEY_BLOCK, dim)
+            scores = torch.matmul(q, k.transpose(-1, -2))  # (kv_heads, items, rows, block)
             scores.mul_(scaling).masked_fill_(~c.mask, float("-inf"))
-            top = scores.new_full((tiles, kv_heads, groups * c.size), float("-inf"))
             peaks = scores.amax(-1)
-            top.scatter_reduce_(0, c.w_tile[:, None, None].expand_as(peaks), peaks, "amax")
+            top = peaks.new_full((kv_heads, tiles, rows), float("-inf"))
+            top.scatter_reduce_(1, c.w_tile[None, :, None].expand_as(peaks), peaks, "amax")
             top.masked_fill_(top == float("-inf"), 0.0)  # padding rows see nothing
-            weights = torch.exp(scores - top[c.w_tile][..., None])
+            weights = torch.exp(scores - top[:, c.w_tile, :, None])
             sums = weights.sum(-1)
-            mixed = torch.matmul(weights, v_blocks[c.w_block])
-            total = torch.zeros_like(top)
-            acc = mixed.new_zeros((tiles, kv_heads, groups * c.size, dim))
+            mixed = torch.matmul(weights, v)  # (kv_heads, items, rows, dim)
+            acc = mixed.new_zeros((kv_heads, tiles, rows, dim))
+            total = sums.new_zeros((kv_heads, tiles, rows))
             for lo, hi in c.slices:  # block after block, in position order
-                acc.index_add_(0, c.w_tile[lo:hi], mixed[lo:hi])
-                total.index_add_(0, c.w_tile[lo:hi], sums[lo:hi])
-            result = (acc / total[..., None]).view(tiles, kv_heads, groups, c.size, dim).permute(0, 3, 1, 2, 4)
-            out[c.rows.flatten()] = result.reshape(tiles * c.size, heads, dim)
-        return out[:n_new].to(query.dtype)
+                acc.index_add_(1, c.w_tile[lo:hi], mixed[:, lo:hi])
+                total.index_add_(1, c.w_tile[lo:hi], sums[:, lo:hi])
+            result = (acc / total[..., None]).view(kv_heads, tiles, groups, c.size, dim).transpose(1, 2)
+            out[:, :, c.rows.flatten()] = result.reshape(kv_heads, groups, tiles * c.size, dim)
+        return out.view(heads, n_new + 1, dim)[:, :n_new].to(query.dtype)
 
 
 class DenseAttention:
@@ -237,16 +237,16 @@ class DenseAttention:
         self, compiled: Any, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float
     ) -> torch.Tensor:
         slots, rows, mask = compiled
-        n_new, heads, dim = query.shape
-        groups = heads // keys.shape[1]
-        padded = torch.cat([query, query.new_zeros((1, heads, dim))])
-        q = padded[rows].transpose(1, 2)
-        k = keys[slots].to(query.dtype).transpose(1, 2).repeat_interleave(groups, dim=1)
-        v = values[slots].to(query.dtype).transpose(1, 2).repeat_interleave(groups, dim=1)
+        heads, n_new, dim = query.shape
+        groups = heads // keys.shape[0]
+        padded = torch.cat([query, query.new_zeros((heads, 1, dim))], dim=1)
+        q = padded[:, rows].transpose(0, 1)  # (segments, heads, height, dim)
+        k = keys[:, slots].to(query.dtype).transpose(0, 1).repeat_interleave(groups, dim=1)
+        v = values[:, slots].to(query.dtype).transpose(0, 1).repeat_interleave(groups, dim=1)
         result = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scaling)
-        out = padded.new_empty((n_new + 1, heads, dim))
-        out[rows.flatten()] = result.transpose(1, 2).reshape(-1, heads, dim)
-        return out[:n_new]
+        out = torch.empty_like(padded)
+        out[:, rows.flatten()] = result.transpose(0, 1).reshape(heads, -1, dim)
+        return out[:, :n_new]
 
 
 def verified_query_tiles(groups: int, kv_heads: int, head_dim: int, device: torch.device) -> tuple[int, ...]:
@@ -258,13 +258,13 @@ def verified_query_tiles(groups: int, kv_heads: int, head_dim: int, device: torc
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(shape, generator=generator, device=device)
 
-    keys, values = randn(3, kv_heads, head_dim, KEY_BLOCK), randn(3, kv_heads, KEY_BLOCK, head_dim)
+    keys, values = randn(kv_heads, 3, KEY_BLOCK, head_dim), randn(kv_heads, 3, KEY_BLOCK, head_dim)
 
-    def batched(other: torch.Tensor) -> Any:
-        return lambda x: torch.matmul(x.expand(3, kv_heads, *x.shape).contiguous(), other)[1, -1]
+    def batched(other: torch.Tensor) -> Any:  # the call pattern of ExactAttention: (kv_heads, items, rows, ·)
+        return lambda x: torch.matmul(x.expand(kv_heads, 3, *x.shape).contiguous(), other)[-1, 1]
 
     with torch.inference_mode():
-        scores = consistent_row_counts(batched(keys), randn(rows[0], head_dim), rows)
+        scores = consistent_row_counts(batched(keys.transpose(-1, -2)), randn(rows[0], head_dim), rows)
         mixes = consistent_row_counts(batched(values), torch.rand((rows[0], KEY_BLOCK), generator=generator), rows)
     return tuple(t for t, r in zip(QUERY_TILES, rows, strict=True) if r in scores and r in mixes)
 
@@ -281,12 +281,13 @@ def moralscope_attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention-function signature: query (batch, heads, n, dim), key/value (batch, kv_heads,
-    n, dim) of the new tokens; returns (batch, n, heads, dim). ``attention_mask`` is ignored (the pass,
+    n, dim) of the new tokens; returns (batch, n, heads, dim). Keys and values are kept kv-head-major,
+    (kv_heads, slots, dim), as they arrive. ``attention_mask`` is ignored (the pass,
     or plain causality, says what each token sees)."""
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     batch, heads, n, dim = query.shape
     if moralscope_pass is None:  # each row one causal sequence
-        q, k, v = (x.transpose(1, 2).reshape(batch * n, x.shape[1], dim) for x in (query, key, value))
+        q, k, v = (x.transpose(0, 1).reshape(x.shape[1], batch * n, dim) for x in (query, key, value))
         segments = [Segment(torch.zeros(0, dtype=torch.long), range(n)) for _ in range(batch)]
         for row, segment in enumerate(segments):
             segment.start = row * n
@@ -294,18 +295,17 @@ def moralscope_attention(
         backend = ExactAttention()
         compiled = backend.compile(segments, source, heads // key.shape[1], query.device)
         keys, values = source.keys_values(0, k, v)
-        return backend(compiled, q, keys, values, scale).view(batch, n, heads, dim), None
+        out = backend(compiled, q, keys, values, scale).view(heads, batch, n, dim)
+        return out.permute(1, 2, 0, 3), None
     forward_pass = moralscope_pass
-    k, v = key[0].transpose(0, 1), value[0].transpose(0, 1)
     layer, layers = int(getattr(module, "layer_idx")), int(getattr(module, "config").num_hidden_layers)  # noqa: B009
-    keys, values = forward_pass.keys_values(layer, layers, k, v)
+    keys, values = forward_pass.keys_values(layer, layers, key[0], value[0])
     if forward_pass.compiled is None:
         backend = forward_pass.backend
-        forward_pass.compiled = backend.compile(
-            forward_pass.segments, forward_pass.source, heads // k.shape[1], query.device
-        )
-    out = forward_pass.backend(forward_pass.compiled, query[0].transpose(0, 1), keys, values, scale)
-    return out[None], None
+        groups = heads // key.shape[1]
+        forward_pass.compiled = backend.compile(forward_pass.segments, forward_pass.source, groups, query.device)
+    out = forward_pass.backend(forward_pass.compiled, query[0], keys, values, scale)
+    return out.transpose(0, 1)[None], None
 
 
 AttentionInterface.register(ATTENTION, moralscope_attention)

@@ -39,7 +39,7 @@ class Work:
     hidden: torch.Tensor | None = field(default=None, repr=False)
     """Final hidden states of the new trunk tokens, then of each branch's tokens (after :meth:`Forward.run`)."""
     kv: torch.Tensor | None = field(default=None, repr=False)
-    """(layers, 2, new trunk tokens, kv_heads, head_dim), when the pass captured them."""
+    """(layers, 2, kv_heads, new trunk tokens, head_dim), when the pass captured them."""
 
     @property
     def new_tokens(self) -> int:
@@ -52,9 +52,9 @@ def kv_slice(parts: Sequence[Chunk], begin: int, end: int) -> torch.Tensor:
     for tensor, used in parts:
         lo, hi = max(begin, at), min(end, at + used)
         if lo < hi:
-            pieces.append(tensor[:, :, lo - at : hi - at])
+            pieces.append(tensor[:, :, :, lo - at : hi - at])
         at += used
-    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=3)
 
 
 def _common(a: Sequence[int], b: Sequence[int]) -> int:
@@ -138,7 +138,7 @@ class Forward:
             work.hidden = hidden[segment.start : segment.start + work.new_tokens]
             if forward_pass.captured is not None:
                 trunk = len(work.tokens) - work.cached
-                work.kv = forward_pass.captured[:, :, segment.start : segment.start + trunk]
+                work.kv = forward_pass.captured[:, :, :, segment.start : segment.start + trunk]
         return works
 
     def remember(self, work: Work) -> None:

@@ -79,11 +79,11 @@ def _generate_batch(
             assert work.hidden is not None
             assert work.kv is not None
             row = row_of[id(work)]
-            if buffer is None:  # (layers, 2, rows × width + a zero slot, kv_heads, head_dim)
-                layers, _, _, kv_heads, dim = work.kv.shape
-                buffer = work.kv.new_zeros((layers, 2, len(works) * width + 1, kv_heads, dim))
+            if buffer is None:  # (layers, 2, kv_heads, rows × width + a zero slot, head_dim)
+                layers, _, kv_heads, _, dim = work.kv.shape
+                buffer = work.kv.new_zeros((layers, 2, kv_heads, len(works) * width + 1, dim))
             parts = [*work.chunks, (work.kv, len(work.tokens) - work.cached)]
-            buffer[:, :, row * width : row * width + len(work.tokens)] = kv_slice(parts, 0, len(work.tokens))
+            buffer[:, :, :, row * width : row * width + len(work.tokens)] = kv_slice(parts, 0, len(work.tokens))
             last_hidden[row] = work.hidden[len(work.tokens) - work.cached - 1]
             computed[work.owner] += work.new_tokens
             work.hidden = work.kv = None
@@ -117,7 +117,7 @@ def _generate_batch(
 def _remember(forward: Forward, buffer: torch.Tensor, offset: int, tokens: list[int]) -> None:
     """Cache a finished row: its prompt and the sampled tokens that went through the model."""
     if forward.cache is not None:
-        forward.cache.insert(tokens, lambda begin, end: buffer[:, :, offset + begin : offset + end])
+        forward.cache.insert(tokens, lambda begin, end: buffer[:, :, :, offset + begin : offset + end])
 
 
 def _finished(

@@ -40,7 +40,7 @@ class Segment:
 
 
 class KVSource:
-    """Where a pass's keys and values live, as flat (slots, kv_heads, head_dim) tensors per layer.
+    """Where a pass's keys and values live, as (kv_heads, slots, head_dim) tensors per layer.
 
     The base class holds the new tokens only. ``new_slots[i]`` is the slot of new token ``i`` (here ``i``);
     ``zero_slot`` is a slot of zeros that pads key blocks.
@@ -52,12 +52,12 @@ class KVSource:
         self.zero_slot = n_new
 
     def keys_values(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zero = key.new_zeros((1, *key.shape[1:]))
-        return torch.cat([key, zero]), torch.cat([value, zero])
+        zero = key.new_zeros((key.shape[0], 1, key.shape[2]))
+        return torch.cat([key, zero], dim=1), torch.cat([value, zero], dim=1)
 
 
 class CachedKV(KVSource):
-    """New tokens first, then cached chunks ((layers, 2, n, kv_heads, head_dim) tensors), then a zero slot."""
+    """New tokens first, then cached chunks ((layers, 2, kv_heads, n, head_dim) tensors), then a zero slot."""
 
     def __init__(self, n_new: int, chunks: Sequence[torch.Tensor]) -> None:
         super().__init__(n_new)
@@ -66,7 +66,7 @@ class CachedKV(KVSource):
         offset = n_new
         for chunk in self.chunks:
             self.offsets[id(chunk)] = offset
-            offset += chunk.shape[2]
+            offset += chunk.shape[3]
         self.zero_slot = offset
 
     def slots(self, parts: Sequence[tuple[torch.Tensor, int]]) -> torch.Tensor:
@@ -75,14 +75,14 @@ class CachedKV(KVSource):
         return torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.long)
 
     def keys_values(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zero = key.new_zeros((1, *key.shape[1:]))
-        keys = torch.cat([key, *(c[layer, 0].to(key.dtype) for c in self.chunks), zero])
-        values = torch.cat([value, *(c[layer, 1].to(value.dtype) for c in self.chunks), zero])
+        zero = key.new_zeros((key.shape[0], 1, key.shape[2]))
+        keys = torch.cat([key, *(c[layer, 0].to(key.dtype) for c in self.chunks), zero], dim=1)
+        values = torch.cat([value, *(c[layer, 1].to(value.dtype) for c in self.chunks), zero], dim=1)
         return keys, values
 
 
 class DenseKV(KVSource):
-    """A decoding batch's keys and values, (layers, 2, slots + 1, kv_heads, head_dim), written in place.
+    """A decoding batch's keys and values, (layers, 2, kv_heads, slots + 1, head_dim), written in place.
 
     Each new token's keys and values are stored at ``write_slots`` before attention reads the buffer; the
     buffer's last slot stays zero.
@@ -93,11 +93,11 @@ class DenseKV(KVSource):
         self.buffer = buffer
         self.new_slots = write_slots.cpu()
         self.write_slots = write_slots.to(buffer.device)
-        self.zero_slot = buffer.shape[2] - 1
+        self.zero_slot = buffer.shape[3] - 1
 
     def keys_values(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.buffer[layer, 0, self.write_slots] = key.to(self.buffer.dtype)
-        self.buffer[layer, 1, self.write_slots] = value.to(self.buffer.dtype)
+        self.buffer[layer, 0, :, self.write_slots] = key.to(self.buffer.dtype)
+        self.buffer[layer, 1, :, self.write_slots] = value.to(self.buffer.dtype)
         return self.buffer[layer, 0], self.buffer[layer, 1]
 
 
@@ -130,7 +130,7 @@ class Pass:
         self.positions = torch.tensor([positions], dtype=torch.long, device=device)
         self.capture = capture
         self.captured: torch.Tensor | None = None
-        """(layers, 2, new tokens, kv_heads, head_dim): every new token's keys and values, when ``capture``."""
+        """(layers, 2, kv_heads, new tokens, head_dim): every new token's keys and values, when ``capture``."""
 
     @property
     def n_new(self) -> int:
@@ -139,7 +139,7 @@ class Pass:
     def keys_values(
         self, layer: int, layers: int, key: torch.Tensor, value: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """This layer's key and value slots after adding the new tokens' ``key``/``value`` (n_new, kv_heads, dim)."""
+        """This layer's key and value slots after adding the new tokens' ``key``/``value`` (kv_heads, n_new, dim)."""
         if self.capture:
             if self.captured is None:
                 self.captured = key.new_empty((layers, 2, *key.shape))

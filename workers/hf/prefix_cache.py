@@ -1,7 +1,7 @@
 """The hf engine's prefix cache: a radix tree from token ids to their keys and values, bounded in bytes.
 
 Each node holds an edge of token ids and the keys and values those tokens produced, as one tensor of
-shape (layers, 2, tokens, kv_heads, head_dim) in the model's dtype on its device; a path from the root
+shape (layers, 2, kv_heads, tokens, head_dim) in the model's dtype on its device; a path from the root
 spells a cached token sequence. :meth:`PrefixCache.match` returns the longest cached prefix of a
 sequence (it may end inside an edge) as chunks of node tensors; :meth:`PrefixCache.insert` adds what is
 missing, splitting an edge where a new sequence leaves it. A token's keys and values depend only on the
@@ -119,11 +119,11 @@ class PrefixCache:
     def _split(self, node: _Node, at: int) -> None:
         """Cut ``node``'s edge after ``at`` tokens; the rest becomes its only child."""
         assert node.kv is not None
-        lower = _Node(node.tokens[at:], node.kv[:, :, at:].clone(), node)
+        lower = _Node(node.tokens[at:], node.kv[:, :, :, at:].clone(), node)
         lower.children, lower.last_used = node.children, node.last_used
         for child in lower.children.values():
             child.parent = lower
-        node.tokens, node.kv = node.tokens[:at], node.kv[:, :, :at].clone()
+        node.tokens, node.kv = node.tokens[:at], node.kv[:, :, :, :at].clone()
         node.children = {lower.tokens[0]: lower}
         self.nodes += 1
 
