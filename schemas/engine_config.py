@@ -29,8 +29,10 @@ class EngineConfig(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Engine-specific options. hf: `max_batch_tokens` (token budget of one scoring pass), "
-            "`max_batch_sequences` (sequences decoded together). "
+            "Engine-specific options. hf: `max_batch_tokens` (new tokens per forward pass), "
+            "`max_batch_sequences` (sequences decoded together), `prefix_cache` (keep keys and values across "
+            "calls; default true), `prefix_cache_mb` (its budget), `batch_invariant` (fixed-shape arithmetic; "
+            "default true on CPU). "
             "vllm: `tensor_parallel_size`, `gpu_memory_utilization`, `max_model_len`, `enforce_eager`, ..."
         ),
     )
