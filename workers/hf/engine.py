@@ -36,7 +36,8 @@ from transformers import AutoModelForCausalLM
 from schemas.inference import GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 from workers.engine import Engine, EngineError
 from workers.hf import generation, scoring
-from workers.hf.attention import ATTENTION, DenseAttention, ExactAttention, verified_query_tiles
+from workers.hf.attention import ATTENTION, DenseAttention
+from workers.hf.exact import ExactAttention, verified_query_tiles
 from workers.hf.forward import Forward
 from workers.hf.invariant import make_batch_invariant
 from workers.hf.prefix_cache import PrefixCache
@@ -90,7 +91,7 @@ class HFEngine(Engine):
         self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _DTYPES[config.dtype]
         kind = "cuda" if self.device.type == "cuda" else "cpu"
-        self.max_batch_tokens = _option(options, "max_batch_tokens", int, DEFAULT_MAX_BATCH_TOKENS[kind])
+        max_batch_tokens = _option(options, "max_batch_tokens", int, DEFAULT_MAX_BATCH_TOKENS[kind])
         self.max_batch_sequences = _option(options, "max_batch_sequences", int, DEFAULT_MAX_BATCH_SEQUENCES[kind])
         use_cache = _option(options, "prefix_cache", bool, True)
         invariant = _option(options, "batch_invariant", bool, kind == "cpu")
@@ -119,7 +120,7 @@ class HFEngine(Engine):
         if budget_mb is None:
             budget_mb = default_cache_mb(self.device)
         cache = PrefixCache(budget_mb * 2**20) if use_cache else None
-        self.forward = Forward(self.model, backend, self.device, self.max_batch_tokens, cache)
+        self.forward = Forward(self.model, backend, self.device, max_batch_tokens, cache)
         tokenizer = renderer.tokenizer
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
@@ -127,6 +128,11 @@ class HFEngine(Engine):
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = frozenset(int(i) for i in eos_ids)
         self._requested = self._computed = self._requests = 0
+
+    @property
+    def max_batch_tokens(self) -> int:
+        """New tokens per forward pass (``options["max_batch_tokens"]``)."""
+        return self.forward.max_batch_tokens
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         """Each continuation's summed log-probability (nats) and token ids, requests in order."""

@@ -101,6 +101,45 @@ class DenseKV(KVSource):
         return self.buffer[layer, 0], self.buffer[layer, 1]
 
 
+@dataclass
+class SegmentLayout:
+    """Every segment's key slots, positions and owners (0: trunk or cached; k: branch k), and its queries."""
+
+    key_slots: list[torch.Tensor]
+    key_owner: list[torch.Tensor]
+    row_index: list[torch.Tensor]
+    row_pos: list[torch.Tensor]
+    row_owner: list[torch.Tensor]
+    trunk_len: list[int]
+    """Cached plus trunk keys of each segment (its branch keys follow them in ``key_slots``)."""
+
+
+def segment_layout(segments: Sequence[Segment], source: KVSource) -> SegmentLayout:
+    """Every segment's key slots (cached, trunk, then each branch), their owners and its query rows."""
+    out = SegmentLayout([], [], [], [], [], [])
+    for segment in segments:
+        cached, trunk = len(segment.prefix), len(segment.tokens)
+        start, end = segment.start, cached + trunk
+        slots = [segment.prefix.cpu().long(), source.new_slots[start : start + trunk]]
+        owners, rows = [torch.zeros(end, dtype=torch.long)], [torch.arange(start, start + trunk)]
+        positions, row_owners = [torch.arange(cached, end)], [torch.zeros(trunk, dtype=torch.long)]
+        start += trunk
+        for k, branch in enumerate(segment.branches, start=1):
+            slots.append(source.new_slots[start : start + len(branch)])
+            owners.append(torch.full((len(branch),), k, dtype=torch.long))
+            rows.append(torch.arange(start, start + len(branch)))
+            positions.append(torch.arange(end, end + len(branch)))
+            row_owners.append(owners[-1])
+            start += len(branch)
+        out.key_slots.append(torch.cat(slots))
+        out.key_owner.append(torch.cat(owners))
+        out.row_index.append(torch.cat(rows))
+        out.row_pos.append(torch.cat(positions))
+        out.row_owner.append(torch.cat(row_owners))
+        out.trunk_len.append(end)
+    return out
+
+
 class Pass:
     """The layout of one forward pass (see the module docstring)."""
 
