@@ -15,6 +15,7 @@ each batch row is one causal sequence without padding, computed the exact way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +69,18 @@ class DenseAttention:
         return out[:, :n_new]
 
 
+_PLAIN = ExactAttention()
+
+
+@functools.lru_cache(maxsize=32)
+def _causal_rows(batch: int, n: int, groups: int, device: torch.device) -> Any:
+    """The exact arithmetic's layout of ``batch`` causal rows of ``n`` tokens (the same for every layer)."""
+    segments = [Segment(torch.zeros(0, dtype=torch.long), range(n)) for _ in range(batch)]
+    for row, segment in enumerate(segments):
+        segment.start = row * n
+    return _PLAIN.compile(segments, KVSource(batch * n), groups, device)
+
+
 def moralscope_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -87,14 +100,10 @@ def moralscope_attention(
     batch, heads, n, dim = query.shape
     if moralscope_pass is None:  # each row one causal sequence
         q, k, v = (x.transpose(0, 1).reshape(x.shape[1], batch * n, dim) for x in (query, key, value))
-        segments = [Segment(torch.zeros(0, dtype=torch.long), range(n)) for _ in range(batch)]
-        for row, segment in enumerate(segments):
-            segment.start = row * n
         source = KVSource(batch * n)
-        backend = ExactAttention()
-        compiled = backend.compile(segments, source, heads // key.shape[1], query.device)
         keys, values = source.keys_values(0, k, v)
-        out = backend(compiled, q, keys, values, scale).view(heads, batch, n, dim)
+        compiled = _causal_rows(batch, n, heads // key.shape[1], query.device)
+        out = _PLAIN(compiled, q, keys, values, scale).view(heads, batch, n, dim)
         return out.permute(1, 2, 0, 3), None
     forward_pass = moralscope_pass
     layer, layers = int(getattr(module, "layer_idx")), int(getattr(module, "config").num_hidden_layers)  # noqa: B009
