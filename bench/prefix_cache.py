@@ -16,7 +16,9 @@ Then ratios against the first configuration. Example (today's main vs this tree,
 
     python -m bench.prefix_cache --config main=/work/baseline --config off=.:prefix_cache=false --config on=.
 
-A configuration is ``NAME=TREE[:OPTION=VALUE,...]`` (engine options as YAML scalars). This is a benchmark,
+A configuration is ``NAME=TREE[:OPTION=VALUE,...]`` (engine options as YAML scalars, plus ``dtype``), e.g.
+``fast=.:batch_invariant=false`` for what invariance costs, ``bf16=.:dtype=bfloat16`` for bfloat16's
+cache-on vs cache-off difference. This is a benchmark,
 not a test; absolute times depend on the machine (run it on a quiet one).
 """
 
@@ -95,10 +97,11 @@ def run_worker(workload: dict[str, Any], options: dict[str, Any], threads: int) 
 
     started = time.perf_counter()
     resolved = resolve_model(workload["model"])
+    options = dict(options)
     config = EngineConfig(
         model_path=resolved.path,
         engine="hf",
-        dtype=workload["dtype"],
+        dtype=options.pop("dtype", workload["dtype"]),
         prompt_format=workload["prompt_format"],
         device="cpu",
         num_threads=threads,
