@@ -206,6 +206,19 @@ def run_config(tree: Path, options: dict[str, Any], workload_file: Path, threads
     return result
 
 
+def difference(row: dict[str, Any], other: dict[str, Any]) -> tuple[float, int]:
+    """The largest |log-prob difference| over the prompts two runs share (a CoT prompt differs where the
+    sampled reasoning did), and how many they share."""
+    values = [
+        abs(a - b)
+        for mine, theirs, p, q in zip(row["scores"], other["scores"], row["prompts"], other["prompts"], strict=True)
+        if p == q
+        for a, b in zip(mine, theirs, strict=True)
+    ]
+    shared = sum(p == q for p, q in zip(row["prompts"], other["prompts"], strict=True))
+    return max(values, default=0.0), shared
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     columns = [
         "config", "load s", "reason s", "score s", "reason+score s", "reason tokens computed/requested",
@@ -261,20 +274,22 @@ def main(argv: list[str] | None = None) -> None:
             result = run_config(tree, options, Path(handle.name), args.threads)
             rows.append({"name": name, "tree": str(tree), "options": options, **result})
     first = rows[0]
-    for row in rows:  # scores of identical prompts (a CoT prompt differs where the sampled reasoning did)
-        pairs = [
-            (a, b)
-            for mine, theirs, p, q in zip(row["scores"], first["scores"], row["prompts"], first["prompts"], strict=True)
-            if p == q
-            for a, b in zip(mine, theirs, strict=True)
-        ]
-        row["max_abs_diff"] = max((abs(a - b) for a, b in pairs), default=0.0)
-        row["compared"] = sum(p == q for p, q in zip(row["prompts"], first["prompts"], strict=True))
+    for row in rows:
+        row["max_abs_diff"], row["compared"] = difference(row, first)
         row["same_reasoning"] = row["reasoning"] == first["reasoning"]
+    pairs = {
+        f"{a['name']} vs {b['name']}": {
+            "max_abs_diff": difference(a, b)[0],
+            "same_reasoning": a["reasoning"] == b["reasoning"],
+        }
+        for i, a in enumerate(rows)
+        for b in rows[i + 1 :]
+    }
     for row in rows:
         for bulky in ("scores", "prompts", "reasoning"):
             row.pop(bulky)
     summary = {"spec": str(args.spec), "prompts": {"reason": len(workload["reason"]), "score": len(workload["score"])}}
+    summary["pairs"] = pairs
     summary["load_average"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps({**summary, "configs": rows}, indent=2))
@@ -282,6 +297,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.spec.name}: {summary['prompts']['reason']} reasoning prompts, {summary['prompts']['score']} scored prompts, "
               f"load average {summary['load_average']:.1f} at the end")  # fmt: skip
         print(table(rows))
+        for name, pair in pairs.items():
+            print(
+                f"{name}: max abs score difference {pair['max_abs_diff']:.2g}, same reasoning {pair['same_reasoning']}"
+            )
 
 
 if __name__ == "__main__":
