@@ -7,7 +7,8 @@ prompt's reasoning, ``--batch`` requests per call, in plan order, seeded like th
 runner's order. Each configuration runs in its own process, on its own source tree (``--tree``, e.g. today's
 ``main`` checked out elsewhere), with its own engine options, and reports:
 
-- wall time of model load, reason phase, score phase;
+- wall time of model load, reason phase, score phase, and the process's CPU time per phase (steadier than
+  wall time when other processes share the machine);
 - tokens requested and computed (prompt + continuation tokens not served from a cache) per phase;
 - the prefix cache's peak bytes against its budget, and the process's peak RSS;
 - the largest |log-prob difference| of its scores against the first configuration's (0 when identical).
@@ -115,12 +116,13 @@ def run_worker(workload: dict[str, Any], options: dict[str, Any], threads: int) 
 
     def run_phase(name: str, calls: list[list[Any]], method: Any) -> list[Any]:
         results: list[Any] = []
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             for call in calls:
                 results += method(call)
         phases[name] = {
             "seconds": time.perf_counter() - begin,
+            "cpu_seconds": time.process_time() - cpu,
             "requested": sum(_requested(r) for r in results),
             "computed": sum(_computed(r) for r in results),
         }
@@ -221,7 +223,7 @@ def difference(row: dict[str, Any], other: dict[str, Any]) -> tuple[float, int]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     columns = [
-        "config", "load s", "reason s", "score s", "reason+score s", "reason tokens computed/requested",
+        "config", "load s", "reason s (CPU s)", "score s (CPU s)", "reason+score s", "reason tokens computed/requested",
         "score tokens computed/requested", "cache peak / budget MiB", "peak RSS MiB", "max abs diff vs first",
     ]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -232,7 +234,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             if "cache_peak_bytes" in stats else "–"
         )  # fmt: skip
         lines.append(
-            f"| {row['name']} | {row['load_s']:.1f} | {reason['seconds']:.1f} | {score['seconds']:.1f} | "
+            f"| {row['name']} | {row['load_s']:.1f} | {reason['seconds']:.1f} ({reason['cpu_seconds']:.0f}) | "
+            f"{score['seconds']:.1f} ({score['cpu_seconds']:.0f}) | "
             f"{reason['seconds'] + score['seconds']:.1f} | {reason['computed']:,}/{reason['requested']:,} | "
             f"{score['computed']:,}/{score['requested']:,} | {cache} | {row['peak_rss_mib']:.0f} | "
             f"{row['max_abs_diff']:.2g} ({row['compared']} prompts) |"
@@ -240,10 +243,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     first = rows[0]
     for row in rows[1:]:
         ratio = {p: first["phases"][p]["seconds"] / row["phases"][p]["seconds"] for p in ("reason", "score")}
+        cpu = {p: first["phases"][p]["cpu_seconds"] / row["phases"][p]["cpu_seconds"] for p in ("reason", "score")}
         both = sum(first["phases"][p]["seconds"] for p in ratio) / sum(row["phases"][p]["seconds"] for p in ratio)
         lines.append(
-            f"\n{row['name']} vs {first['name']}: score phase {ratio['score']:.2f}x faster, reason phase "
-            f"{ratio['reason']:.2f}x, reason+score {both:.2f}x; same reasoning text: {row['same_reasoning']}"
+            f"\n{row['name']} vs {first['name']}: score phase {ratio['score']:.2f}x faster (CPU time "
+            f"{cpu['score']:.2f}x), reason phase {ratio['reason']:.2f}x (CPU time {cpu['reason']:.2f}x), reason+score "
+            f"{both:.2f}x; same reasoning text: {row['same_reasoning']}"
         )
     return "\n".join(lines)
 

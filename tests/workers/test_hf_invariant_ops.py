@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from workers.hf.attention import DenseAttention
-from workers.hf.exact import QUERY_TILES, ExactAttention
+from workers.hf.exact import QUERY_TILES, ExactAttention, verified_query_tiles
 from workers.hf.invariant import ROW_TILES, InvariantSiLU, consistent_row_counts, tile_plan, tiled_matmul
 from workers.hf.passes import CachedKV, Segment
 
@@ -16,7 +16,8 @@ KV_HEADS, GROUPS, DIM = 2, 3, 16
 
 
 def test_tile_plan_covers_the_rows_largest_tiles_first() -> None:
-    assert tile_plan(600, ROW_TILES) == [(0, 256), (256, 256), (512, 64), (576, 16), (592, 16)]
+    assert tile_plan(600, ROW_TILES) == [(0, 256), (256, 256), (512, 64), (576, 32)]  # 8 padded rows
+    assert tile_plan(27, ROW_TILES) == [(0, 32)]  # not 16 + 8 + 16
     assert tile_plan(3, ROW_TILES) == [(0, 16)]
     assert tile_plan(0, ROW_TILES) == []
 
@@ -84,7 +85,9 @@ def test_exact_attention_is_a_function_of_a_tokens_own_keys() -> None:
     def segment() -> Segment:
         return Segment(torch.arange(150) + n, list(range(trunk)), branches)  # cached slots follow the new ones
 
-    together = run(ExactAttention(), [segment()], [cached], q, k, v)
+    together = run(
+        ExactAttention(verified_query_tiles(GROUPS, KV_HEADS, DIM, torch.device("cpu"))), [segment()], [cached], q, k, v
+    )
     # what each token may see: the prefix, the trunk up to itself, its own branch up to itself
     owner = torch.tensor([0] * trunk + [k_ for k_, b in enumerate(branches, 1) for _ in b])
     position = torch.cat(
@@ -106,14 +109,16 @@ def test_exact_attention_is_a_function_of_a_tokens_own_keys() -> None:
     q2, k2, v2 = (torch.cat([torch.randn(x.shape[0], other, DIM), x], dim=1) for x in (q, k, v))
     first = Segment(torch.zeros(0, dtype=torch.long), list(range(other)))
     mine = Segment(torch.arange(150) + n + other, list(range(trunk)), branches)
-    for tiles in (QUERY_TILES, (4, 2), (64,)):
+    verified = verified_query_tiles(GROUPS, KV_HEADS, DIM, torch.device("cpu"))
+    assert verified[0] == QUERY_TILES[0]
+    for tiles in (verified, verified[-2:], verified[:1]):  # any of the sizes this machine gives the same bits
         shifted = run(ExactAttention(tiles), [first, mine], [cached], q2, k2, v2)
         assert torch.equal(shifted[:, other:], together), tiles
     # A branch's tokens alone after the whole trunk cached (as when the context came from the prefix cache).
     trunk_kv = torch.cat([cached, torch.stack([k[:, :trunk], v[:, :trunk]])[None]], dim=3)
     start, last = trunk + len(branches[0]) + len(branches[1]), branches[2]
     cached_trunk = Segment(torch.arange(150 + trunk) + len(last), [], [last])
-    alone = run(ExactAttention(), [cached_trunk], [trunk_kv], q[:, start:], k[:, start:], v[:, start:])
+    alone = run(ExactAttention(verified), [cached_trunk], [trunk_kv], q[:, start:], k[:, start:], v[:, start:])
     assert torch.equal(alone, together[:, start:])
     dense = run(DenseAttention(), [segment()], [cached], q, k, v)
     assert torch.allclose(dense, together, atol=1e-5)

@@ -45,66 +45,74 @@ class ExactAttention:
         self.query_tiles = tuple(query_tiles)
 
     def compile(self, segments: Sequence[Segment], source: KVSource, groups: int, device: torch.device) -> Any:
+        """Blocks, tiles (a segment's rows in order, cut by :func:`tile_plan`) and (tile, block) work items."""
         block = KEY_BLOCK
         layout = segment_layout(segments, source)
         n_new = source.n_new
         block_slots: list[torch.Tensor] = []
         block_start: list[int] = []
         block_kind: list[int] = []  # -1: full trunk block (all rows); 0: trunk rows only; k: branch k only
-        tiles: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]]] = {}
+        tiles: dict[
+            int, list[tuple[list[int], list[int], list[int], list[int]]]
+        ] = {}  # rows, positions, owners, blocks
 
-        def add_block(slots: torch.Tensor, start: int, kind: int) -> int:
+        def add_block(slots: torch.Tensor, start: int, kind: int) -> tuple[int, int, int]:
             padded = torch.full((block,), source.zero_slot, dtype=torch.long)
             padded[: len(slots)] = slots
             block_slots.append(padded)
             block_start.append(start)
             block_kind.append(kind)
-            return len(block_slots) - 1
+            return len(block_slots) - 1, start, kind
 
         for s, segment in enumerate(segments):
             keys, trunk_len = layout.key_slots[s], layout.trunk_len[s]
             full = trunk_len // block
-            mine = [(add_block(keys[j * block : (j + 1) * block], j * block, -1), -1) for j in range(full)]
+            mine = [add_block(keys[j * block : (j + 1) * block], j * block, -1) for j in range(full)]
             if trunk_len % block:
-                mine.append((add_block(keys[full * block : trunk_len], full * block, 0), 0))
+                mine.append(add_block(keys[full * block : trunk_len], full * block, 0))
             branch_at = trunk_len
             for k, branch in enumerate(segment.branches, start=1):
                 own = torch.cat([keys[full * block : trunk_len], keys[branch_at : branch_at + len(branch)]])
                 branch_at += len(branch)
                 for i in range(0, len(own), block):
-                    mine.append((add_block(own[i : i + block], full * block + i, k), k))
-            rows, positions, owners = layout.row_index[s], layout.row_pos[s], layout.row_owner[s]
-            for start, size in tile_plan(len(rows), self.query_tiles):
-                tile_rows = torch.full((size,), n_new, dtype=torch.long)
-                tile_pos = torch.full((size,), -1, dtype=torch.long)
-                tile_owner = torch.full((size,), -2, dtype=torch.long)
-                count = min(size, len(rows) - start)
-                tile_rows[:count], tile_pos[:count] = rows[start : start + count], positions[start : start + count]
-                tile_owner[:count] = owners[start : start + count]
-                needed = []
-                for b, kind in mine:
-                    seen = tile_pos[(tile_owner == kind) | ((kind == -1) & (tile_owner >= 0))]
-                    if len(seen) and int(seen.max()) >= block_start[b]:
-                        needed.append(b)
-                tiles.setdefault(size, []).append((tile_rows, tile_pos, tile_owner, needed))
+                    mine.append(add_block(own[i : i + block], full * block + i, k))
+            # the segment's rows in order: the trunk's new tokens, then each branch's (flat rows are consecutive)
+            first_position = trunk_len - len(segment.tokens)
+            positions = list(range(first_position, trunk_len))
+            owners = [0] * len(segment.tokens)
+            for k, branch in enumerate(segment.branches, start=1):
+                positions += range(trunk_len, trunk_len + len(branch))
+                owners += [k] * len(branch)
+            for start, size in tile_plan(len(positions), self.query_tiles):
+                used = min(size, len(positions) - start)
+                tile_pos, tile_owner = positions[start : start + used], owners[start : start + used]
+                reach: dict[int, int] = {}  # owner → the furthest position of its rows in this tile
+                for position, row_owner in zip(tile_pos, tile_owner, strict=True):
+                    reach[row_owner] = max(reach.get(row_owner, -1), position)
+                furthest = max(reach.values())
+                needed = [b for b, begin, kind in mine if begin <= (furthest if kind == -1 else reach.get(kind, -1))]
+                tile_rows = list(range(segment.start + start, segment.start + start + used)) + [n_new] * (size - used)
+                padding = size - used
+                tiles.setdefault(size, []).append(
+                    (tile_rows, tile_pos + [-1] * padding, tile_owner + [-2] * padding, needed)
+                )
 
         slots = torch.stack(block_slots).to(device)
         starts = torch.tensor(block_start)
-        kinds = torch.tensor(block_kind)
         classes = []
         for size, members in sorted(tiles.items(), reverse=True):
             w_tile = torch.tensor([t for t, m in enumerate(members) for _ in m[3]], dtype=torch.long)
             w_block = torch.tensor([b for m in members for b in m[3]], dtype=torch.long)
             order = torch.argsort(starts[w_block], stable=True)
             w_tile, w_block = w_tile[order], w_block[order]
-            rows = torch.stack([m[0] for m in members])
-            pos = torch.stack([m[1] for m in members])[w_tile]
-            owner = torch.stack([m[2] for m in members])[w_tile]
+            rows = torch.tensor([m[0] for m in members], dtype=torch.long)
+            pos = torch.tensor([m[1] for m in members], dtype=torch.long)[w_tile]
+            owner = torch.tensor([m[2] for m in members], dtype=torch.long)[w_tile]
             key_pos = starts[w_block][:, None] + torch.arange(block)
             key_ok = slots.cpu()[w_block] != source.zero_slot
-            block_kinds = kinds[w_block][:, None]
+            kinds = torch.tensor(block_kind)[w_block][:, None]
             visible = key_ok[:, None, :] & (key_pos[:, None, :] <= pos[:, :, None])
-            visible &= ((block_kinds == -1) & (owner >= 0) | (owner == block_kinds))[:, :, None]
+            visible &= ((kinds == -1) & (owner >= 0) | (owner == kinds))[:, :, None]
             mask = visible[:, None].expand(-1, groups, size, block).reshape(len(w_tile), groups * size, block)
             _, counts = torch.unique_consecutive(starts[w_block], return_counts=True)
             bounds = torch.cumsum(counts, 0).tolist()

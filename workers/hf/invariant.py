@@ -23,6 +23,7 @@ model's own layers run unchanged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,15 +36,28 @@ _ALIGN = 64  # bytes: every tile starts on a cache line (MKL's results may depen
 
 
 def tile_plan(rows: int, sizes: Sequence[int]) -> list[tuple[int, int]]:
-    """(start, size) tiles covering ``rows`` rows: largest sizes first, then one smallest tile holding the rest."""
-    plan, start = [], 0
-    for size in sizes:
-        while rows - start >= size:
-            plan.append((start, size))
-            start += size
-    if start < rows:
-        plan.append((start, sizes[-1]))
+    """(start, size) tiles covering ``rows`` rows: as many of the largest size as fit, then the tiles that
+    cover the rest with the fewest padded rows (then the fewest tiles), the last one padded."""
+    largest = sizes[0]
+    plan = [(start, largest) for start in range(0, rows - rows % largest, largest)]
+    start = len(plan) * largest
+    for size in _cover(rows - start, tuple(sizes)):
+        plan.append((start, size))
+        start += size
     return plan
+
+
+@functools.lru_cache(maxsize=4096)
+def _cover(rows: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """Tile sizes (largest first) covering fewer than ``sizes[0]`` rows: least padding, then fewest tiles."""
+    if rows <= 0:
+        return ()
+    best: tuple[int, ...] = ()
+    for size in sizes:
+        option = (size,) if size >= rows else (size, *_cover(rows - size, sizes))
+        if not best or (sum(option), len(option)) < (sum(best), len(best)):
+            best = option
+    return tuple(sorted(best, reverse=True))
 
 
 def consistent_row_counts(
