@@ -9,7 +9,8 @@ runner's order. Each configuration runs in its own process, on its own source tr
 
 - wall time of model load, reason phase, score phase, and the process's CPU time per phase (steadier than
   wall time when other processes share the machine);
-- tokens requested and computed (prompt + continuation tokens not served from a cache) per phase;
+- tokens requested and computed (prompt + continuation tokens not served from a cache) per phase, and per
+  benchmark × condition for the score phase;
 - the prefix cache's peak bytes against its budget, and the process's peak RSS;
 - the largest |log-prob difference| of its scores against the first configuration's (0 when identical).
 
@@ -67,6 +68,7 @@ def plan_workload(spec_path: Path, batch: int) -> dict[str, Any]:
             score.append(
                 {
                     "key": key if condition.is_cot else None,
+                    "cell": f"{condition.benchmark} {condition.condition}",
                     "human": turns.human,
                     "lead_in": turns.cot.lead_in if turns.cot else None,
                     "follow_up": turns.cot.follow_up if turns.cot else None,
@@ -156,11 +158,17 @@ def run_worker(workload: dict[str, Any], options: dict[str, Any], threads: int) 
     score_requests = [ScoreRequest(prompt(r), tuple(r["continuations"])) for r in workload["score"]]
     calls = [score_requests[i : i + batch] for i in range(0, len(score_requests), batch)]
     scores = run_phase("score", calls, engine.score)
+    cells: dict[str, list[int]] = {}
+    for request, result in zip(workload["score"], scores, strict=True):
+        counts = cells.setdefault(request["cell"], [0, 0])
+        counts[0] += _computed(result)
+        counts[1] += _requested(result)
     stats = dict(getattr(engine, "stats", {}))
     engine.close()
     return {
         "load_s": load_s,
         "phases": phases,
+        "cells": cells,
         "stats": stats,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "scores": [[c.logprob for c in r.continuations] for r in scores],
@@ -302,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.spec.name}: {summary['prompts']['reason']} reasoning prompts, {summary['prompts']['score']} scored prompts, "
               f"load average {summary['load_average']:.1f} at the end")  # fmt: skip
         print(table(rows))
+        for row in rows:
+            cells = ", ".join(f"{cell} {c:,}/{r:,}" for cell, (c, r) in row["cells"].items())
+            print(f"{row['name']}: score tokens computed/requested by cell: {cells}")
         for name, pair in pairs.items():
             print(
                 f"{name}: max abs score difference {pair['max_abs_diff']:.2g}, same reasoning {pair['same_reasoning']}"
