@@ -19,10 +19,9 @@ from service.api import health, jobs
 from service.api.body_limit import BodySizeLimit
 from service.api.errors import install_error_handlers
 from service.auth import KeyRing
-from service.db import Database
 from service.runner.scheduler import Runner
 from service.settings import Settings, get_settings
-from service.store import JobStore
+from service.store import open_store
 from service.telemetry import make_registry
 
 DESCRIPTION = """\
@@ -47,8 +46,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     settings = settings or get_settings()
     logging.getLogger("moralscope").setLevel(settings.log_level.upper())
     keyring = KeyRing.from_settings(settings)
-    db = Database(settings.store_path)
-    store = JobStore(db)
+    store = open_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +59,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
         finally:
             if runner is not None:
                 runner.stop()
-            db.close()
+            store.db.close()
 
     app = FastAPI(title="moralscope", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

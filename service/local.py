@@ -16,12 +16,11 @@ from schemas.errors import UnavailableError
 from schemas.jobs import JobView
 from schemas.spec import JobSpec
 from service.auth import LOCAL_OWNER
-from service.db import Database
 from service.limits import check_submission
 from service.results import normalize_results_root
 from service.runner.scheduler import Runner
 from service.settings import Settings
-from service.store import JobRecord, JobStore, spec_digest
+from service.store import JobRecord, JobStore, open_store, spec_digest
 from service.views import job_view
 
 
@@ -41,7 +40,7 @@ class LocalRun:
 def open_local_run(spec: JobSpec, *, settings: Settings, out: str | None = None) -> LocalRun:
     """Store the job (or find the unfinished one to resume) and prepare a runner for it."""
     check_submission(spec, settings=settings)
-    store = JobStore(Database(settings.store_path))
+    store = open_store(settings)
     location = normalize_results_root(out) if out else None
     key = "run:" + hashlib.sha256(f"{spec_digest(spec)}|{location or ''}".encode()).hexdigest()[:32]
     previous = store.find_by_idempotency_key(owner=LOCAL_OWNER, idempotency_key=key)

@@ -21,7 +21,7 @@ import pytest
 from service_support import REPO_ROOT, LiveServer, tiny_spec, wait_until
 
 from schemas.tables import METRICS_SCHEMA, SAMPLES_SCHEMA
-from service.db import Database
+from service.db import open_database
 from service.store import JobStore
 
 pytestmark = pytest.mark.slow
@@ -45,6 +45,8 @@ def _env(state_dir: Path, store: str) -> dict[str, str]:
         "MORALSCOPE_DOWNLOAD": "false",
         "MORALSCOPE_RAY_NUM_CPUS": "2",
         "MORALSCOPE_LOG_LEVEL": "INFO",
+        # a killed server's job is taken over once its lease expires
+        "MORALSCOPE_LEASE_TTL_SECONDS": "3",
     }
 
 
@@ -129,7 +131,7 @@ def test_sigkill_in_the_score_phase_then_restart_resumes_exactly(
     first.kill()
     assert view["state"] == "in_progress"
     assert view["models"][0]["shards_done"] < view["models"][0]["shards_total"]
-    store = JobStore(Database(Path(env["MORALSCOPE_STORE_PATH"])))
+    store = JobStore(open_database(f"sqlite://{env['MORALSCOPE_STORE_PATH']}"))
     finished_before = {s.key: s.finished_at for s in store.shards(job_id) if s.state == "done"}
 
     second = server["server"] = LiveServer(env, state_dir / "server-2.log")

@@ -1,0 +1,110 @@
+"""The models of each job and its shards: the unit of progress, of commits and of restarts.
+
+A shard is finished by :meth:`ShardsMixin.finish_shard` once its Parquet part is written; that
+commit is what a restarted (or taken-over) job resumes from, and it also ends a crash streak: a job
+that keeps committing is never stopped as a crash loop (see :mod:`service.store.claims`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from service.records import ModelRecord, ShardKey, ShardRecord
+from service.store.base import StoreBase
+from service.store.events import insert_event
+
+_SHARD_WHERE = "job_id = ? AND model = ? AND benchmark = ? AND condition = ? AND phase = ? AND shard = ?"
+
+
+def key_tuple(key: ShardKey) -> tuple[int, str, str, str, int]:
+    return (key.model, key.benchmark, key.condition, key.phase, key.shard)
+
+
+class ShardsMixin(StoreBase):
+    # -- models ------------------------------------------------------------------------------------
+    def models(self, job_id: str) -> list[ModelRecord]:
+        with self.db.read() as tx:
+            rows = tx.all("SELECT * FROM job_models WHERE job_id = ? ORDER BY position", (job_id,))
+        return [
+            ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
+            for r in rows
+        ]
+
+    def set_model_resolved(
+        self, job_id: str, position: int, *, path: str, revision: str | None, fingerprint: str
+    ) -> None:
+        with self.db.transaction() as tx:
+            self._guard(tx, job_id, tx.now())
+            tx.execute(
+                "UPDATE job_models SET resolved_path = ?, revision = ?, fingerprint = ? WHERE job_id = ? AND position = ?",
+                (path, revision, fingerprint, job_id, position),
+            )
+
+    def set_model_phase(self, job_id: str, position: int, phase: str, *, message: str | None = None) -> None:
+        with self.db.transaction() as tx:
+            now = tx.now()
+            self._guard(tx, job_id, now)
+            tx.execute("UPDATE job_models SET phase = ? WHERE job_id = ? AND position = ?", (phase, job_id, position))
+            if message:
+                insert_event(tx, job_id, "log", message, now)
+
+    # -- shards ------------------------------------------------------------------------------------
+    def add_shards(self, job_id: str, shards: Iterable[tuple[ShardKey, int]]) -> None:
+        """Record planned shards (and their request counts); already recorded ones are kept as they are."""
+        with self.db.transaction() as tx:
+            self._guard(tx, job_id, tx.now())
+            tx.executemany(
+                "INSERT INTO shards (job_id, model, benchmark, condition, phase, shard, requests) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(job_id, *key_tuple(k), n) for k, n in shards],
+            )
+
+    def finish_shard(self, job_id: str, key: ShardKey, *, path: str, tokens: int) -> None:
+        """Commit a shard whose part is written (and end the job's crash streak)."""
+        with self.db.transaction() as tx:
+            now = tx.now()
+            self._guard(tx, job_id, now)
+            tx.execute(
+                f"UPDATE shards SET state = 'done', path = ?, tokens = ?, finished_at = ? WHERE {_SHARD_WHERE}",
+                (path, tokens, now, job_id, *key_tuple(key)),
+            )
+            tx.execute("UPDATE jobs SET crash_streak = 0 WHERE id = ? AND crash_streak != 0", (job_id,))
+
+    def fail_shards(self, job_id: str, keys: Sequence[ShardKey]) -> None:
+        with self.db.transaction() as tx:
+            self._guard(tx, job_id, tx.now())
+            tx.executemany(
+                f"UPDATE shards SET state = 'failed' WHERE {_SHARD_WHERE} AND state != 'done'",
+                [(job_id, *key_tuple(k)) for k in keys],
+            )
+
+    def shards(self, job_id: str) -> list[ShardRecord]:
+        with self.db.read() as tx:
+            rows = tx.all("SELECT * FROM shards WHERE job_id = ?", (job_id,))
+        return sorted(
+            (
+                ShardRecord(
+                    ShardKey(r["model"], r["benchmark"], r["condition"], r["phase"], r["shard"]),
+                    r["requests"],
+                    r["state"],
+                    r["path"],
+                    r["tokens"],
+                    r["finished_at"],
+                )
+                for r in rows
+            ),
+            key=lambda s: s.key,
+        )
+
+    def shard_totals(self) -> dict[str, int]:
+        """Requests and tokens of finished shards, by phase, over all jobs."""
+        with self.db.read() as tx:
+            rows = tx.all(
+                "SELECT phase, SUM(requests) AS requests, SUM(tokens) AS tokens FROM shards "
+                "WHERE state = 'done' GROUP BY phase"
+            )
+        totals = {"reason_requests": 0, "score_requests": 0, "tokens": 0}
+        for row in rows:
+            totals[f"{row['phase']}_requests"] = int(row["requests"] or 0)
+            totals["tokens"] += int(row["tokens"] or 0)
+        return totals
