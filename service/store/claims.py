@@ -64,9 +64,12 @@ class ClaimsMixin(StoreBase):
                 "crash_streak = crash_streak + ? WHERE id = ?",
                 (lease_owner, now + ttl, now, now, died, died, row["id"]),
             )
-            if row["state"] != "queued":
+            if row["state"] == "queued" and not died:
+                message = f"claimed by runner {lease_owner}"
+            else:
                 cause = "its runner died (its lease expired)" if died else "a restart"
-                insert_event(tx, row["id"], "log", f"resumed in state {row['state']} after {cause}", now)
+                message = f"resumed in state {row['state']} after {cause}, by runner {lease_owner}"
+            insert_event(tx, row["id"], "log", message, now)
             claimed = tx.one("SELECT * FROM jobs WHERE id = ?", (row["id"],))
         assert claimed is not None
         return job_record(claimed)

@@ -40,16 +40,20 @@ def test_a_claimed_job_is_taken_over_only_once_its_lease_expires(store: JobStore
     assert resumed is not None
     assert (resumed.id, resumed.state, resumed.lease_epoch) == (job_id, JobState.IN_PROGRESS, 2)
     assert (resumed.crash_resumes, resumed.crash_streak) == (1, 1)
-    assert "resumed in state in_progress after its runner died (its lease expired)" in [
+    assert f"resumed in state in_progress after its runner died (its lease expired), by runner {second}" in [
         e.message for e in store.events(job_id)
     ]
+    assert f"claimed by runner {first}" in [e.message for e in store.events(job_id)]
     store.release(job_id, lease_owner=first)  # not the holder: nothing happens
     assert store.get_job(job_id).lease_owner == second
     store.release(job_id, lease_owner=second)  # a graceful shutdown
-    again = store.claim(lease_owner=new_lease_owner(), ttl=60)
+    third = new_lease_owner()
+    again = store.claim(lease_owner=third, ttl=60)
     assert again is not None
     assert (again.lease_epoch, again.crash_resumes, again.crash_streak) == (3, 1, 1)  # a clean restart is no death
-    assert "resumed in state in_progress after a restart" in [e.message for e in store.events(job_id)]
+    assert f"resumed in state in_progress after a restart, by runner {third}" in [
+        e.message for e in store.events(job_id)
+    ]
 
 
 def test_a_runner_never_takes_over_its_own_lease(store: JobStore) -> None:
