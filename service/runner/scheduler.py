@@ -1,8 +1,9 @@
 """The runner's threads: claim jobs from the store, run each in its own thread, keep their leases.
 
 A dispatcher thread fills up to ``Settings.concurrency`` job threads with claimed jobs (queued ones,
-and unfinished ones whose runner died: see :mod:`service.store.claims` on leases) and renews the
-leases of the jobs it runs every quarter of ``Settings.lease_ttl_seconds``. Each job runs on a store
+and unfinished ones whose runner died: see :mod:`service.store.claims` on leases); a heartbeat thread
+of its own renews the leases of the jobs it runs every quarter of ``Settings.lease_ttl_seconds``
+(apart from the dispatcher, so that slow claims never delay a renewal). Each job runs on a store
 fenced with the epoch of its claim: once another runner has taken the job over (this one was paused
 past its lease), its writes are refused with :class:`~service.store.LeaseLost` and the job thread
 stops quietly, like on a shutdown; a renewal that finds a lease gone stops it early.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from schemas.jobs import JobState
@@ -51,12 +51,14 @@ class Runner:
         """Jobs of ours that another runner has taken over (found by a renewal): their threads stop."""
         self._lock = threading.Lock()
         self._dispatcher: threading.Thread | None = None
+        self._heartbeat_done = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Start dispatching (and resume unfinished jobs of dead runners)."""
         self._dispatcher = threading.Thread(target=self._dispatch, name="moralscope-dispatcher", daemon=True)
         self._dispatcher.start()
+        threading.Thread(target=self._heartbeat, name="moralscope-heartbeat", daemon=True).start()
 
     @property
     def alive(self) -> bool:
@@ -80,26 +82,32 @@ class Runner:
             threads = list(self._active.values())
         for thread in threads:
             thread.join(timeout)
+        self._heartbeat_done.set()  # only now: the jobs' leases are released, none is left to renew
 
     # -- dispatching -------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        renew_every = self.lease_ttl / 4
-        renewed_at = time.monotonic()
         while not self._stopping.is_set():
             try:
-                if time.monotonic() - renewed_at >= renew_every:
-                    renewed_at = time.monotonic()
-                    self._renew()
                 self._fill_slots()
             except Exception:  # the dispatcher must outlive a locked or briefly unavailable store
                 logger.exception("runner: dispatching failed; retrying")
-            self._wake.wait(min(self.poll_interval, renew_every))
+            self._wake.wait(self.poll_interval)
             self._wake.clear()
 
+    def _heartbeat(self) -> None:
+        """Renew this runner's leases every quarter of their lifetime until the runner has stopped."""
+        while not self._heartbeat_done.wait(self.lease_ttl / 4):
+            try:
+                self._renew()
+            except Exception:  # a briefly unavailable store: three more tries before the leases expire
+                logger.warning("runner: renewing leases failed; retrying", exc_info=True)
+
     def _renew(self) -> None:
+        with self._lock:  # jobs claimed before the renewal: a job claimed meanwhile is not lost
+            running = set(self._active)
         held = self.store.renew_leases(lease_owner=self.lease_owner, ttl=self.lease_ttl)
         with self._lock:
-            lost = set(self._active) - held
+            lost = (running & set(self._active)) - held
             for job_id in lost - self._lost:
                 logger.warning(
                     "job %s was taken over by another runner (this one missed its lease); stopping it", job_id
@@ -158,21 +166,13 @@ class Runner:
         with self._lock:
             self._active[job_id] = threading.current_thread()
             self._lost.discard(job_id)
-        done = threading.Event()
-
-        def heartbeat() -> None:
-            while not done.wait(self.lease_ttl / 4):
-                try:
-                    self._renew()
-                except Exception:  # a briefly unavailable store: try again at the next beat
-                    logger.warning("runner: renewing the lease of job %s failed; retrying", job_id, exc_info=True)
-
-        beat = threading.Thread(target=heartbeat, name="moralscope-heartbeat", daemon=True)
+        self._heartbeat_done.clear()
+        beat = threading.Thread(target=self._heartbeat, name="moralscope-heartbeat", daemon=True)
         beat.start()
         try:
             self._execute(job, on_progress=on_progress)
         finally:
-            done.set()
+            self._heartbeat_done.set()
             beat.join()
             with self._lock:
                 self._active.pop(job_id, None)
