@@ -13,11 +13,17 @@ replica picked at random:
 - ``events``   GET /v1/jobs/{id}/events of a finished job (the whole stream, to its ``end`` event)
 - ``download`` GET /v1/jobs/{id}/results/samples (streamed from the bucket)
 
+Each client keeps its connection to one replica (as behind a load balancer with keep-alive); the
+clients are spread evenly over the replicas. A client waits ``--think`` seconds (exponentially
+distributed, mean 0.5 s) after each response, like a user or the SDK polling; ``--think 0`` saturates
+the replicas instead (then latency only measures queueing: clients ÷ throughput).
+
 and prints requests/s, p50/p99 latency per endpoint and the errors (any non-2xx or transport
 error). Target: 0 errors and p99 < 100 ms for the reads (poll, list) at 50 clients. A benchmark, not a
 test: figures depend on the machine and on what else runs on it (the load average is printed).
 
     python -m bench.load --clients 50 --duration 30
+    python -m bench.load --clients 50 --duration 30 --think 0     # saturation throughput
 """
 
 from __future__ import annotations
@@ -55,16 +61,16 @@ SPEC = tiny_spec(
 
 
 class Load:
-    def __init__(self, urls: list[str], finished: list[str]) -> None:
+    def __init__(self, urls: list[str], finished: list[str], *, think: float) -> None:
         self.urls = urls
+        self.think = think
         self.finished = finished
         self.known = list(finished)
         self.latency: dict[str, list[float]] = {name: [] for name in MIX}
         self.errors: dict[str, int] = dict.fromkeys(MIX, 0)
         self.error_examples: list[str] = []
 
-    async def request(self, client: httpx.AsyncClient, name: str) -> None:
-        url = random.choice(self.urls)
+    async def request(self, client: httpx.AsyncClient, url: str, name: str) -> None:
         started = time.perf_counter()
         try:
             if name == "submit":
@@ -98,15 +104,18 @@ class Load:
             if len(self.error_examples) < 5:
                 self.error_examples.append(f"{name}: {detail}")
 
-    async def client(self, deadline: float) -> None:
+    async def client(self, url: str, deadline: float) -> None:
         names, weights = list(MIX), list(MIX.values())
         async with httpx.AsyncClient(timeout=60) as client:
             while time.monotonic() < deadline:
-                await self.request(client, random.choices(names, weights)[0])
+                await self.request(client, url, random.choices(names, weights)[0])
+                if self.think:
+                    await asyncio.sleep(random.expovariate(1 / self.think))
 
     async def run(self, clients: int, duration: float) -> float:
         started = time.monotonic()
-        await asyncio.gather(*(self.client(started + duration) for _ in range(clients)))
+        urls = [self.urls[i % len(self.urls)] for i in range(clients)]
+        await asyncio.gather(*(self.client(url, started + duration) for url in urls))
         return time.monotonic() - started
 
 
@@ -133,6 +142,7 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, where: dict[str
     total = sum(r["requests"] for r in rows)
     return {
         "clients": args.clients,
+        "think_s": args.think,
         "duration_s": round(elapsed, 1),
         "replicas": 2,
         **where,
@@ -146,7 +156,8 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, where: dict[str
 
 def print_report(result: dict[str, Any]) -> None:
     print(
-        f"{result['clients']} clients for {result['duration_s']} s against {result['replicas']} replicas "
+        f"{result['clients']} clients (think {result['think_s']} s) for {result['duration_s']} s against "
+        f"{result['replicas']} replicas "
         f"(store {result['store']}, results {result['results']}); load average {result['load_average']}"
     )
     print(f"{'endpoint':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
@@ -164,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--think", type=float, default=0.5, help="mean pause of a client between requests (s)")
     parser.add_argument("--finished-jobs", type=int, default=4, help="jobs run to completion before the load")
     parser.add_argument("--store-url", help="an existing job store (default: a PostgreSQL server started here)")
     parser.add_argument("--results-uri", help="where results go (default: a bucket on a moto server started here)")
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             return states == {"completed"}
 
         wait_until(all_completed, timeout=600, interval=1, what="the warm-up jobs")
-        load = Load(urls, finished)
+        load = Load(urls, finished, think=args.think)
         elapsed = asyncio.run(load.run(args.clients, args.duration))
         where = {
             "store": "given" if args.store_url else "postgresql (local)",

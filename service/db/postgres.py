@@ -3,8 +3,8 @@
 Any number of API replicas share one PostgreSQL database. Write transactions run at READ COMMITTED;
 what must not race across replicas is serialised by row locks (claiming a job: ``FOR UPDATE SKIP
 LOCKED``; fencing: the job's row) or by transaction-scoped advisory locks (one owner's submissions, the
-migrations). Connections are checked when taken from the pool, so a restarted database costs the
-requests in flight, not the replica; an unreachable database is :class:`UnavailableError` (HTTP 503).
+migrations). A connection that breaks (a restarted database) fails the request using it with
+:class:`UnavailableError` (HTTP 503) and is replaced by the pool; the next requests get fresh ones.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=max_connections,
             kwargs={"autocommit": True, "row_factory": dict_row},
-            check=ConnectionPool.check_connection,
             name="moralscope-store",
             timeout=connect_timeout,
             open=False,

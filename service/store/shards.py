@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from service.records import ModelRecord, ShardKey, ShardRecord
-from service.store.base import StoreBase
+from service.store.base import StoreBase, placeholders
 from service.store.events import insert_event
 
 _SHARD_WHERE = "job_id = ? AND model = ? AND benchmark = ? AND condition = ? AND phase = ? AND shard = ?"
@@ -23,12 +23,23 @@ def key_tuple(key: ShardKey) -> tuple[int, str, str, str, int]:
 class ShardsMixin(StoreBase):
     # -- models ------------------------------------------------------------------------------------
     def models(self, job_id: str) -> list[ModelRecord]:
+        return self.models_of([job_id]).get(job_id, [])
+
+    def models_of(self, job_ids: Sequence[str]) -> dict[str, list[ModelRecord]]:
+        """The models of several jobs in one query, each job's in spec order."""
+        if not job_ids:
+            return {}
         with self.db.read() as tx:
-            rows = tx.all("SELECT * FROM job_models WHERE job_id = ? ORDER BY position", (job_id,))
-        return [
-            ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
-            for r in rows
-        ]
+            rows = tx.all(
+                f"SELECT * FROM job_models WHERE job_id IN ({placeholders(job_ids)}) ORDER BY job_id, position",
+                job_ids,
+            )
+        found: dict[str, list[ModelRecord]] = {}
+        for r in rows:
+            found.setdefault(r["job_id"], []).append(
+                ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
+            )
+        return found
 
     def set_model_resolved(
         self, job_id: str, position: int, *, path: str, revision: str | None, fingerprint: str
@@ -79,10 +90,17 @@ class ShardsMixin(StoreBase):
             )
 
     def shards(self, job_id: str) -> list[ShardRecord]:
+        return self.shards_of([job_id]).get(job_id, [])
+
+    def shards_of(self, job_ids: Sequence[str]) -> dict[str, list[ShardRecord]]:
+        """The shards of several jobs in one query (a page of the job list), each job's in key order."""
+        if not job_ids:
+            return {}
         with self.db.read() as tx:
-            rows = tx.all("SELECT * FROM shards WHERE job_id = ?", (job_id,))
-        return sorted(
-            (
+            rows = tx.all(f"SELECT * FROM shards WHERE job_id IN ({placeholders(job_ids)})", job_ids)
+        found: dict[str, list[ShardRecord]] = {}
+        for r in rows:
+            found.setdefault(r["job_id"], []).append(
                 ShardRecord(
                     ShardKey(r["model"], r["benchmark"], r["condition"], r["phase"], r["shard"]),
                     r["requests"],
@@ -91,10 +109,8 @@ class ShardsMixin(StoreBase):
                     r["tokens"],
                     r["finished_at"],
                 )
-                for r in rows
-            ),
-            key=lambda s: s.key,
-        )
+            )
+        return {job_id: sorted(shards, key=lambda s: s.key) for job_id, shards in found.items()}
 
     def shard_totals(self) -> dict[str, int]:
         """Requests and tokens of finished shards, by phase, over all jobs."""
