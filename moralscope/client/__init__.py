@@ -1,13 +1,20 @@
 """The Python SDK: ``Client`` and ``AsyncClient`` for the moralscope REST API.
 
-Shaped like httpx: both clients share request building, response decoding and error mapping
-(:class:`_Protocol`); they differ only in how a request is sent. Both accept ``transport=`` so tests
+Shaped like httpx, and written once for both: every operation (submit, get, list, cancel, wait with its
+progress bar, events, results, download, report, health) is a sans-I/O generator in
+:mod:`~moralscope.client.core`; :class:`Client` (:mod:`~moralscope.client.sync_client`) and
+:class:`AsyncClient` (:mod:`~moralscope.client.async_client`) only perform its steps — send a request,
+sleep, read the event stream — the blocking or the awaitable way. Both accept ``transport=`` so tests
 can drive the real app in-process (``httpx.ASGITransport``) as well as over a socket.
 
-Errors are the exception tree of :mod:`schemas.errors`, built from the server's
-``{"error": {"code", "message", "field"}}`` bodies. Connection errors and 503 are retried with
-exponential backoff; 4xx never are. ``submit`` sends an ``Idempotency-Key`` (generated when not
-given), so a retried submission never creates a second job.
+- :mod:`~moralscope.client.errors`: error responses → the exception tree of :mod:`schemas.errors`
+  (with the server's ``Retry-After``);
+- :mod:`~moralscope.client.retrying`: which failures are retried and how long to wait (stamina:
+  exponential backoff with jitter, Retry-After as a floor, 4xx never); ``submit`` keeps one
+  ``Idempotency-Key`` across its retries, so a retried submission never creates a second job;
+- :mod:`~moralscope.client.progress`: the rich progress bar of ``wait(progress=True)``.
+
+Events are read with httpx-sse.
 """
 
 from moralscope.client.async_client import AsyncClient

@@ -1,25 +1,34 @@
-"""The asynchronous :class:`AsyncClient`."""
+"""The asynchronous :class:`AsyncClient`: performs the steps of :mod:`moralscope.client.core` with ``httpx.AsyncClient``."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import httpx_sse
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from moralscope.client.protocol import SpecSource, Table, _EventDecoder, _Protocol
-from schemas.errors import UnavailableError
+from moralscope.client import core
+from moralscope.client.core import SpecSource, Table
+from moralscope.client.errors import error_from_response, raise_for_status, unreachable
+from moralscope.client.retrying import RetryPolicy
 from schemas.jobs import JobEvent, JobList, JobState, JobView
 
+T = TypeVar("T")
 
-class AsyncClient(_Protocol):
-    """The asynchronous twin of :class:`Client` (same methods, awaitable)."""
+
+class AsyncClient:
+    """The asynchronous twin of :class:`~moralscope.client.sync_client.Client`: the same methods, awaitable.
+
+    >>> async with AsyncClient("http://127.0.0.1:8000") as client:   # doctest: +SKIP
+    ...     job = await client.submit("examples/quickstart.yaml")
+    ...     await client.wait(job.id, progress=True)
+    """
 
     def __init__(
         self,
@@ -29,11 +38,14 @@ class AsyncClient(_Protocol):
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
+        max_wait: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, timeout, retries, backoff)
+        self.base_url = core.base_url_from(base_url)
+        self.retry_policy = RetryPolicy(retries=retries, backoff=backoff, max_wait=max_wait)
+        self._retrying = self.retry_policy.async_caller()
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, transport=transport, headers=self._headers()
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=core.auth_headers(api_key)
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -45,78 +57,109 @@ class AsyncClient(_Protocol):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retries + 1):
-            response: httpx.Response | None = None
-            try:
-                response = await self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise UnavailableError(f"cannot reach moralscope at {self.base_url}: {exc}") from exc
-            if response is not None and (not self._should_retry(response) or attempt == self.retries):
-                return self._checked(response)
-            await asyncio.sleep(self._delay(attempt))
-        raise AssertionError("unreachable")
+    # -- performing steps ------------------------------------------------------------------------
+
+    async def _run(self, operation: core.Operation[T]) -> T:
+        steps = core.Steps(operation)
+        with contextlib.closing(steps):
+            for step in steps:
+                try:
+                    steps.reply(await self._perform(step))
+                except Exception as exc:
+                    steps.fail(exc)
+        return steps.result
+
+    async def _perform(self, step: core.Step) -> Any:
+        if isinstance(step, core.Call):
+            return await self._retrying(self._send, step)
+        if isinstance(step, core.Pause):
+            await asyncio.sleep(step.seconds)
+            return None
+        async with contextlib.aclosing(self._events(step.job_id, step.idle_timeout)) as events:
+            async for event in events:
+                if step.until(event.job):
+                    break
+        return None
+
+    async def _send(self, call: core.Call) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        return raise_for_status(response)
+
+    async def _events(self, job_id: str, idle_timeout: float | None) -> AsyncGenerator[JobEvent, None]:
+        timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
+        try:
+            async with httpx_sse.aconnect_sse(self._http, "GET", core.events_path(job_id), timeout=timeout) as source:
+                if source.response.is_error:
+                    await source.response.aread()
+                    raise error_from_response(source.response)
+                async for sse in source.aiter_sse():
+                    if (event := core.decode_event(sse)) is not None:
+                        yield event
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+
+    # -- the API (each method runs the operation of the same name in core) ----------------------
 
     async def health(self) -> dict[str, Any]:
-        return dict((await self._request("GET", "/healthz")).json())
+        """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
+        return await self._run(core.health())
 
     async def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
-        body, headers = self._submission(spec, idempotency_key)
-        response = await self._request("POST", "/v1/jobs", json=body, headers=headers)
-        return JobView.model_validate_json(response.content)
+        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key)."""
+        return await self._run(core.submit(spec, idempotency_key=idempotency_key))
 
     async def get(self, job_id: str) -> JobView:
-        return JobView.model_validate_json((await self._request("GET", f"/v1/jobs/{job_id}")).content)
+        """The job's current view."""
+        return await self._run(core.get(job_id))
 
     async def list(self, state: JobState | str | None = None, *, limit: int = 50, offset: int = 0) -> JobList:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if state is not None:
-            params["state"] = str(JobState(state))
-        return JobList.model_validate_json((await self._request("GET", "/v1/jobs", params=params)).content)
+        """Jobs of this API key, newest first (optionally only those in ``state``)."""
+        return await self._run(core.list_jobs(state, limit=limit, offset=offset))
 
     async def cancel(self, job_id: str) -> JobView:
-        return JobView.model_validate_json((await self._request("POST", f"/v1/jobs/{job_id}/cancel")).content)
+        """Cancel the job (a finished job stays as it is)."""
+        return await self._run(core.cancel(job_id))
 
-    async def events(self, job_id: str) -> AsyncIterator[JobEvent]:
-        async with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                self._checked(response)
-            decoder = _EventDecoder()
-            async for line in response.aiter_lines():
-                if (event := decoder.feed(line)) is not None:
-                    yield event
+    def events(self, job_id: str) -> AsyncIterator[JobEvent]:
+        """The job's server-sent events (``state``, ``progress``, ``log``, then ``end``) until it ends."""
+        return self._events(job_id, None)
 
-    async def wait(self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None) -> JobView:
-        """Wait until the job ends (events stream, falling back to polling); JobFailed if it failed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        view = await self.get(job_id)
-        try:
-            async for event in self.events(job_id):
-                view = event.job
-                if view.state.is_terminal or (deadline and time.monotonic() > deadline):
-                    break
-        except (httpx.HTTPError, UnavailableError, ValueError):
-            pass
-        while not view.state.is_terminal:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {view.state.value} after {timeout} s")
-            await asyncio.sleep(poll_interval)
-            view = await self.get(job_id)
-        return self._finished(view)
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        progress: bool = False,
+        poll_interval: float = 1.0,
+        timeout: float | None = None,
+        on_update: Callable[[JobView], None] | None = None,
+    ) -> JobView:
+        """Wait until the job ends; return its view (raise :class:`JobFailed` if it failed).
+
+        Progress comes from the events stream (a rich progress bar with ``progress=True``, and
+        ``on_update`` with each new view); if the stream is unavailable, the job is polled.
+        """
+        operation = core.wait(
+            job_id, progress=progress, poll_interval=poll_interval, timeout=timeout, on_update=on_update
+        )
+        return await self._run(operation)
 
     async def download(self, job_id: str, path: str | Path, *, table: Table = "samples") -> Path:
-        return self._save(await self._request("GET", self._results_path(job_id, table)), path)
+        """Save a result table's Parquet file to ``path``."""
+        return await self._run(core.download(job_id, path, table=table))
 
     async def report(self, job_id: str, path: str | Path) -> Path:
-        return self._save(await self._request("GET", f"/v1/jobs/{job_id}/results/report"), path)
+        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
+        return await self._run(core.report(job_id, path))
 
     async def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
-        response = await self._request("GET", self._results_path(job_id, table))
-        return pq.read_table(pa.BufferReader(response.content))
+        """A result table as a pyarrow Table."""
+        return await self._run(core.results_arrow(job_id, table=table))
 
     async def results(self, job_id: str, table: Table = "samples") -> pl.DataFrame:
-        frame = pl.from_arrow(await self.results_arrow(job_id, table=table))
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        """A result table as a polars DataFrame."""
+        return await self._run(core.results(job_id, table=table))

@@ -7,7 +7,7 @@ from typing import Any
 from schemas.jobs import JobView
 
 
-class _ProgressBar:
+class ProgressBar:
     """A rich progress bar over a job's request counts (only when asked for)."""
 
     def __init__(self, enabled: bool) -> None:
@@ -24,7 +24,7 @@ class _ProgressBar:
                 TimeRemainingColumn(),
             )
 
-    def __enter__(self) -> _ProgressBar:
+    def __enter__(self) -> ProgressBar:
         if self._progress is not None:
             self._progress.start()
         return self

@@ -1,29 +1,35 @@
-"""The synchronous :class:`Client`."""
+"""The synchronous :class:`Client`: performs the steps of :mod:`moralscope.client.core` with ``httpx.Client``."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import httpx_sse
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from moralscope.client.progress import _ProgressBar
-from moralscope.client.protocol import SpecSource, Table, _EventDecoder, _Protocol
-from schemas.errors import UnavailableError
+from moralscope.client import core
+from moralscope.client.core import SpecSource, Table
+from moralscope.client.errors import error_from_response, raise_for_status, unreachable
+from moralscope.client.retrying import RetryPolicy
 from schemas.jobs import JobEvent, JobList, JobState, JobView
 
+T = TypeVar("T")
 
-class Client(_Protocol):
+
+class Client:
     """A synchronous client of a moralscope server.
+
+    ``retries``, ``backoff`` and ``max_wait`` shape the retries (:mod:`moralscope.client.retrying`).
 
     >>> client = Client("http://127.0.0.1:8000", api_key="...")      # doctest: +SKIP
     >>> job = client.submit("examples/quickstart.yaml")              # doctest: +SKIP
-    >>> client.wait(job.id)                                          # doctest: +SKIP
+    >>> client.wait(job.id, progress=True)                           # doctest: +SKIP
     >>> client.results(job.id, table="metrics")                      # doctest: +SKIP
     """
 
@@ -35,10 +41,15 @@ class Client(_Protocol):
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
+        max_wait: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, timeout, retries, backoff)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, headers=self._headers())
+        self.base_url = core.base_url_from(base_url)
+        self.retry_policy = RetryPolicy(retries=retries, backoff=backoff, max_wait=max_wait)
+        self._retrying = self.retry_policy.caller()
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=core.auth_headers(api_key)
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -49,50 +60,77 @@ class Client(_Protocol):
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retries + 1):
-            response: httpx.Response | None = None
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise UnavailableError(f"cannot reach moralscope at {self.base_url}: {exc}") from exc
-            if response is not None and (not self._should_retry(response) or attempt == self.retries):
-                return self._checked(response)
-            time.sleep(self._delay(attempt))
-        raise AssertionError("unreachable")
+    # -- performing steps ------------------------------------------------------------------------
+
+    def _run(self, operation: core.Operation[T]) -> T:
+        steps = core.Steps(operation)
+        with contextlib.closing(steps):
+            for step in steps:
+                try:
+                    steps.reply(self._perform(step))
+                except Exception as exc:
+                    steps.fail(exc)
+        return steps.result
+
+    def _perform(self, step: core.Step) -> Any:
+        if isinstance(step, core.Call):
+            return self._retrying(self._send, step)
+        if isinstance(step, core.Pause):
+            time.sleep(step.seconds)
+            return None
+        with contextlib.closing(self._events(step.job_id, step.idle_timeout)) as events:
+            for event in events:
+                if step.until(event.job):
+                    break
+        return None
+
+    def _send(self, call: core.Call) -> httpx.Response:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        return raise_for_status(response)
+
+    def _events(self, job_id: str, idle_timeout: float | None) -> Generator[JobEvent, None, None]:
+        timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
+        try:
+            with httpx_sse.connect_sse(self._http, "GET", core.events_path(job_id), timeout=timeout) as source:
+                if source.response.is_error:
+                    source.response.read()
+                    raise error_from_response(source.response)
+                for sse in source.iter_sse():
+                    if (event := core.decode_event(sse)) is not None:
+                        yield event
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+
+    # -- the API (each method runs the operation of the same name in core) ----------------------
 
     def health(self) -> dict[str, Any]:
         """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
-        return dict(self._request("GET", "/healthz").json())
+        return self._run(core.health())
 
     def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
-        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path)."""
-        body, headers = self._submission(spec, idempotency_key)
-        return JobView.model_validate_json(self._request("POST", "/v1/jobs", json=body, headers=headers).content)
+        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key)."""
+        return self._run(core.submit(spec, idempotency_key=idempotency_key))
 
     def get(self, job_id: str) -> JobView:
-        return JobView.model_validate_json(self._request("GET", f"/v1/jobs/{job_id}").content)
+        """The job's current view."""
+        return self._run(core.get(job_id))
 
     def list(self, state: JobState | str | None = None, *, limit: int = 50, offset: int = 0) -> JobList:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if state is not None:
-            params["state"] = str(JobState(state))
-        return JobList.model_validate_json(self._request("GET", "/v1/jobs", params=params).content)
+        """Jobs of this API key, newest first (optionally only those in ``state``)."""
+        return self._run(core.list_jobs(state, limit=limit, offset=offset))
 
     def cancel(self, job_id: str) -> JobView:
-        return JobView.model_validate_json(self._request("POST", f"/v1/jobs/{job_id}/cancel").content)
+        """Cancel the job (a finished job stays as it is)."""
+        return self._run(core.cancel(job_id))
 
     def events(self, job_id: str) -> Iterator[JobEvent]:
-        """The job's server-sent progress events, until it ends."""
-        with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as response:
-            if response.status_code >= 400:
-                response.read()
-                self._checked(response)
-            decoder = _EventDecoder()
-            for line in response.iter_lines():
-                if (event := decoder.feed(line)) is not None:
-                    yield event
+        """The job's server-sent events (``state``, ``progress``, ``log``, then ``end``) until it ends."""
+        return self._events(job_id, None)
 
     def wait(
         self,
@@ -105,45 +143,26 @@ class Client(_Protocol):
     ) -> JobView:
         """Block until the job ends; return its view (raise :class:`JobFailed` if it failed).
 
-        Progress comes from the events stream; if that is unavailable, the job is polled.
+        Progress comes from the events stream (a rich progress bar with ``progress=True``, and
+        ``on_update`` with each new view); if the stream is unavailable, the job is polled.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with _ProgressBar(progress) as bar:
-            view = self.get(job_id)
-            try:
-                for event in self.events(job_id):
-                    view = event.job
-                    bar.update(view)
-                    if on_update:
-                        on_update(view)
-                    if view.state.is_terminal or (deadline and time.monotonic() > deadline):
-                        break
-            except (httpx.HTTPError, UnavailableError, ValueError):
-                pass  # fall back to polling below
-            while not view.state.is_terminal:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {job_id} still {view.state.value} after {timeout} s")
-                time.sleep(poll_interval)
-                view = self.get(job_id)
-                bar.update(view)
-                if on_update:
-                    on_update(view)
-        return self._finished(view)
+        operation = core.wait(
+            job_id, progress=progress, poll_interval=poll_interval, timeout=timeout, on_update=on_update
+        )
+        return self._run(operation)
 
     def download(self, job_id: str, path: str | Path, *, table: Table = "samples") -> Path:
         """Save a result table's Parquet file to ``path``."""
-        return self._save(self._request("GET", self._results_path(job_id, table)), path)
+        return self._run(core.download(job_id, path, table=table))
 
     def report(self, job_id: str, path: str | Path) -> Path:
         """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
-        return self._save(self._request("GET", f"/v1/jobs/{job_id}/results/report"), path)
+        return self._run(core.report(job_id, path))
 
     def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
-        response = self._request("GET", self._results_path(job_id, table))
-        return pq.read_table(pa.BufferReader(response.content))
+        """A result table as a pyarrow Table."""
+        return self._run(core.results_arrow(job_id, table=table))
 
     def results(self, job_id: str, table: Table = "samples") -> pl.DataFrame:
         """A result table as a polars DataFrame."""
-        frame = pl.from_arrow(self.results_arrow(job_id, table=table))
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return self._run(core.results(job_id, table=table))
