@@ -1,4 +1,4 @@
-"""Streaming, verified, atomic download of one file (used by :mod:`evals.datasets`).
+"""Streaming, verified, atomic download of one file (used by :mod:`evals.datasets.sources`).
 
 The body is hashed while it streams into a temporary file next to the target; only a file whose
 sha256 equals the expected one is renamed into place, so the target is either absent or correct.

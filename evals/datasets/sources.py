@@ -1,4 +1,4 @@
-"""Where every upstream dataset file comes from, and how a local copy is found and verified.
+"""How a local copy of a registered dataset file is found, verified and (if allowed) downloaded.
 
 Every file the benchmarks read is registered in :data:`DATASET_FILES` (loaded from the package file
 ``evals/registry.json``) under its path relative to a data directory (the layout of
@@ -21,116 +21,23 @@ what was expected and how to fix it.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import json
 import os
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from evals.download import DownloadError, download_verified
+from evals.datasets.download import DownloadError, download_verified
+from evals.datasets.errors import DatasetChecksumError, DatasetDownloadError, DatasetMissingError
+from evals.datasets.registry import DATASET_FILES, DatasetFile, select_keys
 from schemas.errors import DataError, InvalidInputError
 from schemas.paths import default_cache_dir
-from schemas.spec import BBQ_CATEGORIES
 
 DATA_DIR_ENV = "MORALSCOPE_DATA_DIR"
 MIRROR_ENV = "MORALSCOPE_DATASET_MIRROR"
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetFile:
-    """One upstream file, pinned (an entry of ``evals/registry.json``)."""
-
-    key: str
-    """Path relative to a data directory, e.g. ``bbq/data/Age.jsonl``."""
-    dataset: str
-    """``bbq``, ``winogender`` or ``lawschool``."""
-    url: str
-    """Raw download URL pinned to an upstream commit."""
-    sha256: str
-    rows: int
-    """Data rows (jsonl lines; csv/tsv lines after the header)."""
-    license: str
-    citation: str
-    size: int | None = None
-    """Bytes, where known."""
-
-
-def _load_registry() -> dict[str, DatasetFile]:
-    registry = json.loads(resources.files("evals").joinpath("registry.json").read_text(encoding="utf-8"))
-    datasets = registry["datasets"]
-    return {
-        entry["key"]: DatasetFile(
-            key=entry["key"],
-            dataset=entry["dataset"],
-            url=entry["url"],
-            sha256=entry["sha256"],
-            rows=entry["rows"],
-            license=datasets[entry["dataset"]]["license"],
-            citation=datasets[entry["dataset"]]["citation"],
-            size=entry.get("bytes"),
-        )
-        for entry in registry["files"]
-    }
-
-
-DATASET_FILES: dict[str, DatasetFile] = _load_registry()
-"""Every upstream file, by key (path relative to a data directory)."""
-
-DATASETS: tuple[str, ...] = ("bbq", "winogender", "lawschool")
-
-
-def bbq_key(category: str) -> str:
-    """The registry key of a BBQ category file."""
-    if category not in BBQ_CATEGORIES:
-        raise InvalidInputError(
-            f"unknown BBQ category {category!r}; known categories: {', '.join(BBQ_CATEGORIES)}", field="categories"
-        )
-    return f"bbq/data/{category}.jsonl"
-
-
-def select_keys(name: str | None) -> list[str]:
-    """Registry keys named by ``name``: a key, a dataset (``bbq``), a BBQ category (``Age``), or None for all."""
-    if name is None:
-        return list(DATASET_FILES)
-    if name in DATASET_FILES:
-        return [name]
-    if name in DATASETS:
-        return [key for key, f in DATASET_FILES.items() if f.dataset == name]
-    by_lower = {c.lower(): c for c in BBQ_CATEGORIES}
-    if name.lower() in by_lower:
-        return [bbq_key(by_lower[name.lower()])]
-    raise InvalidInputError(
-        f"unknown dataset name {name!r}: use a dataset ({', '.join(DATASETS)}), a BBQ category "
-        f"({', '.join(BBQ_CATEGORIES)}) or a file key ({', '.join(DATASET_FILES)})",
-        field="only",
-    )
-
-
-# -- errors ----------------------------------------------------------------------------------------
-
-
-class DatasetMissingError(DataError):
-    """A dataset file is in none of the places looked and cannot be downloaded."""
-
-
-class DatasetChecksumError(DataError):
-    """A dataset file's sha256 differs from the pinned one."""
-
-
-class DatasetFormatError(DataError):
-    """A dataset file's content cannot be parsed (the message names file:line)."""
-
-
-DatasetDownloadError = DownloadError
-"""A download failed (HTTP error, network error, wrong content or a write error)."""
-
 
 # -- sha256 verification, cached per process --------------------------------------------------------
 
@@ -164,8 +71,6 @@ def _checksum_error(entry: DatasetFile, path: Path, actual: str) -> DatasetCheck
         f"`moralscope data pull --only {entry.key}`, or replace it with the pinned upstream file."
     )
 
-
-# -- status rows -----------------------------------------------------------------------------------
 
 FileState = Literal["ok", "missing", "corrupt", "unreadable"]
 
@@ -384,50 +289,3 @@ class DatasetSources:
             self._verify(entry, found[1])
             return PullResult(entry.key, "present", str(found[1]))
         return PullResult(entry.key, "downloaded", str(self._download(entry, self.cache_dir / entry.key)))
-
-
-# -- readers with file:line errors ------------------------------------------------------------------
-
-
-def iter_jsonl(path: Path, *, limit: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each line of a JSON-lines file; a bad line raises naming file:line."""
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and number > limit:
-                return
-            if not line.strip():
-                raise DatasetFormatError(f"{path}:{number}: empty line in a JSON-lines file")
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetFormatError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(value, dict):
-                raise DatasetFormatError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-            yield number, value
-
-
-def read_table(path: Path, *, delimiter: str, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row of a CSV/TSV file whose header must hold ``columns``.
-
-    Tab-separated files are read without quote processing (a ``"`` is text), as TSV files are written.
-    """
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        if delimiter == "\t":
-            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetFormatError(f"{path}:1: empty file, expected a header with {', '.join(columns)}")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DatasetFormatError(f"{path}:1: header lacks column(s) {', '.join(map(repr, missing))}; got {header}")
-        rows = []
-        for values in reader:
-            number = reader.line_num
-            if len(values) != len(header):
-                raise DatasetFormatError(
-                    f"{path}:{number}: expected {len(header)} fields ({delimiter!r}-separated), got {len(values)}"
-                )
-            rows.append((number, dict(zip(header, values, strict=True))))
-        return rows
