@@ -10,9 +10,10 @@ citation (values from the ``PROVENANCE.md`` files next to the data).
 1. the explicit ``data_dir``;
 2. ``$MORALSCOPE_DATA_DIR``;
 3. the user cache (``cache_dir``, default ``$MORALSCOPE_CACHE_DIR/datasets`` or ``~/.cache/moralscope/datasets``);
-4. a download into the cache (sha256 checked while streaming, written to a temporary file and renamed
-   into place), from the pinned upstream URL or ``{mirror}/{key}`` when a mirror is set
-   (``mirror_url`` or ``$MORALSCOPE_DATASET_MIRROR``, for air-gapped clusters).
+4. a download into the cache (:mod:`evals.datasets.download`: pooch checks the sha256 before the file
+   is renamed into place; a file lock makes concurrent processes download it once), from the pinned
+   upstream URL or ``{mirror}/{key}`` when a mirror is set (``mirror_url`` or
+   ``$MORALSCOPE_DATASET_MIRROR``, for air-gapped clusters).
 
 A file found but corrupt is an error, never skipped: a corrupt copy is not silently replaced by
 another one. Errors are :class:`~schemas.errors.DataError` subclasses whose message names the file,
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evals.datasets.download import DownloadError, download_verified
+from evals.datasets.download import DownloadError, fetch, registry_for
 from evals.datasets.errors import DatasetChecksumError, DatasetDownloadError, DatasetMissingError
 from evals.datasets.registry import DATASET_FILES, DatasetFile, select_keys
 from schemas.errors import DataError, InvalidInputError
@@ -41,7 +42,6 @@ MIRROR_ENV = "MORALSCOPE_DATASET_MIRROR"
 
 # -- sha256 verification, cached per process --------------------------------------------------------
 
-_CHUNK = 1 << 20
 _verified: dict[tuple[str, int, int], str] = {}
 _verified_lock = threading.Lock()
 
@@ -54,11 +54,8 @@ def file_sha256(path: Path) -> str:
         cached = _verified.get(cache_key)
     if cached is not None:
         return cached
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    value = digest.hexdigest()
+        value = hashlib.file_digest(handle, "sha256").hexdigest()
     with _verified_lock:
         _verified[cache_key] = value
     return value
@@ -116,7 +113,8 @@ class PullResult:
 class DatasetSources:
     """Finds, verifies and (if allowed) downloads the registered dataset files.
 
-    ``$MORALSCOPE_DATA_DIR`` and ``$MORALSCOPE_DATASET_MIRROR`` are read when the object is built.
+    ``$MORALSCOPE_DATA_DIR`` and ``$MORALSCOPE_DATASET_MIRROR`` are read when the object is built;
+    ``progress`` draws a download progress bar on stderr.
     """
 
     def __init__(
@@ -127,6 +125,7 @@ class DatasetSources:
         download: bool = True,
         mirror_url: str | None = None,
         progress: bool = False,
+        download_retries: int = 2,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
         env_dir = os.environ.get(DATA_DIR_ENV)
@@ -136,6 +135,8 @@ class DatasetSources:
         mirror = mirror_url if mirror_url is not None else os.environ.get(MIRROR_ENV) or None
         self.mirror_url = mirror.rstrip("/") if mirror else None
         self.progress = progress
+        self.download_retries = download_retries
+        """How many more times a failed download is tried (pooch waits 1 s, then 2 s, … in between)."""
 
     def __repr__(self) -> str:
         return (
@@ -190,7 +191,7 @@ class DatasetSources:
         if not self.download:
             raise self._missing_error(entry, "downloads are disabled")
         try:
-            return self._download(entry, self.cache_dir / key)
+            return self._download(entry, self.cache_dir)
         except DownloadError as exc:
             raise self._missing_error(entry, exc.reason) from exc
 
@@ -212,16 +213,13 @@ class DatasetSources:
 
     # -- download ------------------------------------------------------------------------------
 
-    def _download(self, entry: DatasetFile, target: Path) -> Path:
-        return download_verified(
-            self.url_for(entry.key),
-            target,
-            entry.sha256,
-            label=entry.key,
-            size=entry.size,
-            progress=self.progress,
-            fix=self._download_fix(entry),
-        )
+    def _download(self, entry: DatasetFile, root: Path) -> Path:
+        """Fetch ``entry`` into ``root`` and verify it (a copy another process fetched meanwhile is checked too)."""
+        files = {key: (self.url_for(key), file.sha256) for key, file in DATASET_FILES.items()}
+        pup = registry_for(root, files, retries=self.download_retries)
+        path = fetch(pup, entry.key, sha256=entry.sha256, progress=self.progress, fix=self._download_fix(entry))
+        self._verify(entry, path)
+        return path
 
     def _download_fix(self, entry: DatasetFile) -> str:
         return (
@@ -283,9 +281,9 @@ class DatasetSources:
             if target.is_file():
                 self._verify(entry, target)
                 return PullResult(entry.key, "present", str(target))
-            return PullResult(entry.key, "downloaded", str(self._download(entry, target)))
+            return PullResult(entry.key, "downloaded", str(self._download(entry, dest)))
         found = self._find(entry.key)
         if found is not None:
             self._verify(entry, found[1])
             return PullResult(entry.key, "present", str(found[1]))
-        return PullResult(entry.key, "downloaded", str(self._download(entry, self.cache_dir / entry.key)))
+        return PullResult(entry.key, "downloaded", str(self._download(entry, self.cache_dir)))
