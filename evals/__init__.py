@@ -1,5 +1,7 @@
 """The science of moralscope: dataset sources, the three benchmarks, conditions, prompts and scoring.
 
+Dataset files are pinned, found, verified and downloaded by :mod:`evals.datasets`.
+
 One module per benchmark (:mod:`evals.bbq`, :mod:`evals.winogender`, :mod:`evals.lawschool`), each
 with ``load_items``, ``render``, ``candidates`` and ``sample_columns``; :func:`get_benchmark` looks
 them up by name. Pure Python: no torch, Ray or web server is imported here.
