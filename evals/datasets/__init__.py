@@ -1,22 +1,13 @@
-"""Where every upstream dataset file comes from, and how a local copy is found and verified.
+"""The dataset files the benchmarks read: pinned, found, verified and downloaded.
 
-Every file the benchmarks read is registered in :data:`DATASET_FILES` (loaded from the package file
-``evals/registry.json``) under its path relative to a data directory (the layout of
-``shared/datasets``), with a URL pinned to an upstream commit, its sha256, row count, license and
-citation (values from the ``PROVENANCE.md`` files next to the data).
-
-:class:`DatasetSources` resolves a file in this order, verifying its sha256 wherever it is found:
-
-1. the explicit ``data_dir``;
-2. ``$MORALSCOPE_DATA_DIR``;
-3. the user cache (``cache_dir``, default ``$MORALSCOPE_CACHE_DIR/datasets`` or ``~/.cache/moralscope/datasets``);
-4. a download into the cache (sha256 checked while streaming, written to a temporary file and renamed
-   into place), from the pinned upstream URL or ``{mirror}/{key}`` when a mirror is set
-   (``mirror_url`` or ``$MORALSCOPE_DATASET_MIRROR``, for air-gapped clusters).
-
-A file found but corrupt is an error, never skipped: a corrupt copy is not silently replaced by
-another one. Errors are :class:`~schemas.errors.DataError` subclasses whose message names the file,
-what was expected and how to fix it.
+- :mod:`~evals.datasets.registry`: every upstream file (URL pinned to a commit, sha256, rows, license,
+  citation), from the package file ``evals/registry.json``;
+- :mod:`~evals.datasets.sources`: :class:`DatasetSources`, the resolution order (explicit folder,
+  ``$MORALSCOPE_DATA_DIR``, cache, download) with a sha256 check wherever a file is found;
+- :mod:`~evals.datasets.download`: downloads through pooch (verified before they land), once across
+  processes (filelock);
+- :mod:`~evals.datasets.readers`: JSON-lines and CSV/TSV readers whose errors name file:line;
+- :mod:`~evals.datasets.errors`: the :class:`~schemas.errors.DataError` subclasses.
 """
 
 from evals.datasets.errors import (

@@ -1,11 +1,8 @@
 """How a local copy of a registered dataset file is found, verified and (if allowed) downloaded.
 
-Every file the benchmarks read is registered in :data:`DATASET_FILES` (loaded from the package file
-``evals/registry.json``) under its path relative to a data directory (the layout of
-``shared/datasets``), with a URL pinned to an upstream commit, its sha256, row count, license and
-citation (values from the ``PROVENANCE.md`` files next to the data).
-
-:class:`DatasetSources` resolves a file in this order, verifying its sha256 wherever it is found:
+Files are named by their registry key (:data:`~evals.datasets.registry.DATASET_FILES`), a path relative
+to a data directory. :class:`DatasetSources` resolves a file in this order, verifying its sha256
+wherever it is found:
 
 1. the explicit ``data_dir``;
 2. ``$MORALSCOPE_DATA_DIR``;
