@@ -2,7 +2,7 @@
 
 Shaped like httpx, and written once for both: every operation (submit, get, list, cancel, wait with its
 progress bar, events, results, download, report, health) is a sans-I/O generator in
-:mod:`~moralscope.client.core`; :class:`Client` (:mod:`~moralscope.client.sync_client`) and
+:mod:`~moralscope.client.core` that yields :mod:`~moralscope.client.steps`; :class:`Client` (:mod:`~moralscope.client.sync_client`) and
 :class:`AsyncClient` (:mod:`~moralscope.client.async_client`) only perform its steps — send a request,
 sleep, read the event stream — the blocking or the awaitable way. Both accept ``transport=`` so tests
 can drive the real app in-process (``httpx.ASGITransport``) as well as over a socket.

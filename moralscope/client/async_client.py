@@ -13,7 +13,7 @@ import httpx_sse
 import polars as pl
 import pyarrow as pa
 
-from moralscope.client import core
+from moralscope.client import core, steps
 from moralscope.client.core import SpecSource, Table
 from moralscope.client.errors import error_from_response, raise_for_status, unreachable
 from moralscope.client.retrying import RetryPolicy
@@ -59,20 +59,20 @@ class AsyncClient:
 
     # -- performing steps ------------------------------------------------------------------------
 
-    async def _run(self, operation: core.Operation[T]) -> T:
-        steps = core.Steps(operation)
-        with contextlib.closing(steps):
-            for step in steps:
+    async def _run(self, operation: steps.Operation[T]) -> T:
+        driver = steps.Steps(operation)
+        with contextlib.closing(driver):
+            for step in driver:
                 try:
-                    steps.reply(await self._perform(step))
+                    driver.reply(await self._perform(step))
                 except Exception as exc:
-                    steps.fail(exc)
-        return steps.result
+                    driver.fail(exc)
+        return driver.result
 
-    async def _perform(self, step: core.Step) -> Any:
-        if isinstance(step, core.Call):
+    async def _perform(self, step: steps.Step) -> Any:
+        if isinstance(step, steps.Call):
             return await self._retrying(self._send, step)
-        if isinstance(step, core.Pause):
+        if isinstance(step, steps.Pause):
             await asyncio.sleep(step.seconds)
             return None
         async with contextlib.aclosing(self._events(step.job_id, step.idle_timeout)) as events:
@@ -81,7 +81,7 @@ class AsyncClient:
                     break
         return None
 
-    async def _send(self, call: core.Call) -> httpx.Response:
+    async def _send(self, call: steps.Call) -> httpx.Response:
         try:
             response = await self._http.request(
                 call.method, call.path, params=call.params, json=call.json, headers=call.headers

@@ -1,12 +1,13 @@
 """The SDK's one implementation of every operation, free of I/O (shared by ``Client`` and ``AsyncClient``).
 
-An operation is a generator: it yields :data:`Step`\\ s — :class:`Call` (send a request, retried per
-the client's policy; the reply is the successful :class:`httpx.Response`), :class:`Pause` (sleep) and
-:class:`Follow` (read the job's server-sent events) — and returns its result. A client only *performs*
-steps: the sync one with ``httpx.Client`` and ``time.sleep``, the async one with ``httpx.AsyncClient``
-and ``asyncio.sleep``. A step that fails is thrown back into the operation, which may handle it (``wait``
-falls back to polling when the event stream breaks). So ``submit``, ``wait`` (with its progress bar,
-deadline and fallback), ``results`` … are written once and cannot drift apart between the two clients.
+An operation is a generator of steps (:mod:`moralscope.client.steps`) — :class:`Call` (send a request,
+retried per the client's policy; the reply is the successful :class:`httpx.Response`), :class:`Pause`
+(sleep) and :class:`Follow` (read the job's server-sent events) — that returns its result. A client only
+*performs* steps: the sync one with ``httpx.Client`` and ``time.sleep``, the async one with
+``httpx.AsyncClient`` and ``asyncio.sleep``. A step that fails is thrown back into the operation, which
+may handle it (``wait`` falls back to polling when the event stream breaks). So ``submit``, ``wait``
+(with its progress bar, deadline and fallback), ``results`` … are written once and cannot drift apart.
+To add an operation: a generator here, and a one-line method with the same signature on each client.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import httpx_sse
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from moralscope.client.progress import ProgressBar
+from moralscope.client.steps import STREAM_IDLE_SECONDS, Call, Follow, Operation, Pause
 from moralscope.specfile import read_spec_data
 from schemas.errors import InvalidInputError, JobFailed, UnavailableError
 from schemas.jobs import JobEvent, JobList, JobState, JobView
@@ -36,8 +37,6 @@ T = TypeVar("T")
 Table = Literal["samples", "metrics"]
 SpecSource = JobSpec | dict[str, Any] | str | Path
 DEFAULT_URL = "http://127.0.0.1:8000"
-STREAM_IDLE_SECONDS = 60.0
-"""A stream silent this long is presumed dead (the server pings every 15 s); ``wait`` then polls."""
 
 
 def base_url_from(base_url: str | None) -> str:
@@ -49,82 +48,6 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     """The Authorization header of ``api_key`` (else ``$MORALSCOPE_API_KEY``); none without a key."""
     key = api_key if api_key is not None else os.environ.get("MORALSCOPE_API_KEY")
     return {"Authorization": f"Bearer {key}"} if key else {}
-
-
-# -- steps -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """Send one request; the reply is the response (an error status is raised as its exception)."""
-
-    method: str
-    path: str
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    headers: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """Sleep; the reply is None."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Follow:
-    """Read ``job_id``'s events, handing each one's view to ``until``; stop when it returns True or the stream ends.
-
-    ``idle_timeout`` bounds the wait for the next bytes (keepalive pings count); the reply is None.
-    """
-
-    job_id: str
-    until: Callable[[JobView], bool]
-    idle_timeout: float | None = STREAM_IDLE_SECONDS
-
-
-Step: TypeAlias = Call | Pause | Follow
-Operation: TypeAlias = Generator[Step, Any, T]
-
-
-class Steps(Generic[T]):
-    """Drives an operation: iterate for its steps, :meth:`reply` or :meth:`fail` each, then read :attr:`result`."""
-
-    def __init__(self, operation: Operation[T]) -> None:
-        self._operation = operation
-        self._reply: Any = None
-        self._error: Exception | None = None
-        self._done = False
-        self._result: T | None = None
-
-    def __iter__(self) -> Steps[T]:
-        return self
-
-    def __next__(self) -> Step:
-        reply, error = self._reply, self._error
-        self._reply, self._error = None, None
-        try:
-            return self._operation.send(reply) if error is None else self._operation.throw(error)
-        except StopIteration as stop:
-            self._done, self._result = True, stop.value
-            raise StopIteration from None
-
-    def reply(self, value: Any) -> None:
-        self._reply = value
-
-    def fail(self, error: Exception) -> None:
-        self._error = error
-
-    @property
-    def result(self) -> T:
-        if not self._done:
-            raise RuntimeError("the operation has not finished")
-        return self._result  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """End an unfinished operation (its ``finally`` blocks run, e.g. the progress bar stops)."""
-        self._operation.close()
 
 
 # -- decoding ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import httpx_sse
 import polars as pl
 import pyarrow as pa
 
-from moralscope.client import core
+from moralscope.client import core, steps
 from moralscope.client.core import SpecSource, Table
 from moralscope.client.errors import error_from_response, raise_for_status, unreachable
 from moralscope.client.retrying import RetryPolicy
@@ -62,20 +62,20 @@ class Client:
 
     # -- performing steps ------------------------------------------------------------------------
 
-    def _run(self, operation: core.Operation[T]) -> T:
-        steps = core.Steps(operation)
-        with contextlib.closing(steps):
-            for step in steps:
+    def _run(self, operation: steps.Operation[T]) -> T:
+        driver = steps.Steps(operation)
+        with contextlib.closing(driver):
+            for step in driver:
                 try:
-                    steps.reply(self._perform(step))
+                    driver.reply(self._perform(step))
                 except Exception as exc:
-                    steps.fail(exc)
-        return steps.result
+                    driver.fail(exc)
+        return driver.result
 
-    def _perform(self, step: core.Step) -> Any:
-        if isinstance(step, core.Call):
+    def _perform(self, step: steps.Step) -> Any:
+        if isinstance(step, steps.Call):
             return self._retrying(self._send, step)
-        if isinstance(step, core.Pause):
+        if isinstance(step, steps.Pause):
             time.sleep(step.seconds)
             return None
         with contextlib.closing(self._events(step.job_id, step.idle_timeout)) as events:
@@ -84,7 +84,7 @@ class Client:
                     break
         return None
 
-    def _send(self, call: core.Call) -> httpx.Response:
+    def _send(self, call: steps.Call) -> httpx.Response:
         try:
             response = self._http.request(
                 call.method, call.path, params=call.params, json=call.json, headers=call.headers
