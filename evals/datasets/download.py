@@ -66,7 +66,7 @@ class _RichBar:
             console=Console(stderr=True),
         )
         self._task = self._progress.add_task(label, total=None)
-        self._progress.start()
+        self._started = False
 
     @property
     def total(self) -> float | None:
@@ -74,7 +74,11 @@ class _RichBar:
 
     @total.setter
     def total(self, value: int) -> None:
+        """Set by pooch once the response's headers are in: the bar appears then."""
         self._progress.update(self._task, total=value or None)
+        if not self._started:
+            self._progress.start()
+            self._started = True
 
     def update(self, advance: int) -> None:
         self._progress.update(self._task, advance=advance)
@@ -83,7 +87,8 @@ class _RichBar:
         self._progress.reset(self._task, total=self.total)
 
     def close(self) -> None:
-        self._progress.stop()
+        if self._started:
+            self._progress.stop()
 
 
 class _Refused(Exception):
