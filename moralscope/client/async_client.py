@@ -83,9 +83,7 @@ class AsyncClient:
 
     async def _send(self, call: steps.Call) -> httpx.Response:
         try:
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, headers=call.headers
-            )
+            response = await self._http.request(call.method, call.path, **call.options())
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from exc
         return raise_for_status(response)

@@ -26,7 +26,13 @@ class Call:
     path: str
     params: Mapping[str, Any] | None = None
     json: Any = None
+    content: bytes | None = None
+    """A raw body (a file's bytes), instead of ``json``."""
     headers: Mapping[str, str] | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of ``httpx.Client.request`` / ``httpx.AsyncClient.request``."""
+        return {"params": self.params, "json": self.json, "content": self.content, "headers": self.headers}
 
 
 @dataclass(frozen=True, slots=True)
