@@ -119,7 +119,8 @@ def remember_session(response: Response, request: Request, visit: Visit) -> None
 
 def page(request: Request, visit: Visit, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page (its session cookie set when the visit opened one)."""
-    html = TEMPLATES.get_template(template).render(visit=visit, path=request.url.path, **context)
+    context.setdefault("nav", None)
+    html = TEMPLATES.get_template(template).render(visit=visit, **context)
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     remember_session(response, request, visit)
     return response
