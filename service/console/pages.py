@@ -16,7 +16,7 @@ from service.api.jobs import JobId
 from service.console.deps import FormUserDep, UserDep
 from service.console.job_page import job_page_context
 from service.console.live import MAX_JOBS, jobs_event_stream
-from service.console.render import page, see_other
+from service.console.render import REPORT_HEADERS, page, see_other
 from service.console.routing import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -61,6 +61,13 @@ def jobs_list(
 def job_detail(request: Request, job_id: JobId, user: UserDep, store: StoreDep) -> HTMLResponse:
     context = job_page_context(store=store, principal=user.principal, job_id=job_id)
     return page(request, user.visit, "job.html", nav="jobs", **context)
+
+
+@router.get("/jobs/{job_id}/report", response_class=HTMLResponse)
+def embedded_report(job_id: JobId, user: UserDep, store: StoreDep) -> HTMLResponse:
+    """The job's report.html for the job page's frame: inline (the API's copy is a download), sandboxed."""
+    result = jobs.result_file(store=store, principal=user.principal, job_id=job_id, name="report")
+    return HTMLResponse(result.files.read_text(result.relative), headers=REPORT_HEADERS)
 
 
 @router.post("/jobs/{job_id}/cancel")

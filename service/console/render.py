@@ -42,6 +42,14 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",  # pages carry private job data and the session's CSRF token
 }
 
+REPORT_HEADERS = {
+    # report.html is one self-contained page of inline styles and SVG: it may run nothing and fetch nothing
+    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "font-src data:; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
 
 def duration(seconds: float | None) -> str:
     """``42 s``, ``3 min 05 s``, ``2 h 07 min``; an en dash when unknown."""

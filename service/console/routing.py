@@ -8,6 +8,7 @@ error's status.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +41,10 @@ def login_redirect(request: Request, exc: LoginRequired) -> Response:
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    return page(request, get_visit(request), "error.html", status=status, status_code=status, message=message)
+    """An error page. It never sets a cookie: the failed request may be a forged one from another site,
+    whose answer must not replace the browser's session."""
+    visit = dataclasses.replace(get_visit(request), new_cookie=None)
+    return page(request, visit, "error.html", status=status, status_code=status, message=message)
 
 
 class ConsoleRoute(APIRoute):

@@ -1,0 +1,317 @@
+"""The web console in a real browser: headless chromium (Debian) driven by Selenium, against `moralscope serve`.
+
+One live server for the module, with two API keys, on a fast fake engine (``MORALSCOPE_ENGINE_FACTORY``:
+tests/workers/fake_engine.py, a fixed delay per batch so progress is visible), and one browser. Every
+page is checked for console errors and for requests beyond the server; screenshots of each page go to
+``build/screenshots/``.
+
+To add a test: take ``browser`` (``logged_in`` makes it key A's session), submit with ``api`` and
+:func:`console_spec`, wait with :func:`wait_for_state`, open the job page; :func:`report_frame` switches
+into its embedded report (e.g. to check a sweep figure's lines), and ``browser.assert_clean()`` checks
+the page's console and requests.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_support import Browser
+from service_support import LiveServer, tiny_spec, wait_until
+
+pytestmark = pytest.mark.slow
+
+KEY_A, KEY_B = "console-key-a-7Hq2", "console-key-b-9Zx4"
+FAKE_ENGINE = "tests.workers.fake_engine:fake_engine_factory"
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def console_spec(name: str, *, delay_s: float = 0.4, **overrides: Any) -> dict[str, Any]:
+    """The tiny spec on the fake engine: one request per shard, ``delay_s`` per batch (26 steps of progress)."""
+    spec = tiny_spec(name=name, shard_size=1, **overrides)
+    for model in spec["models"]:
+        model["engine_options"] = {"delay_s": delay_s}
+    return spec
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    state = tmp_path_factory.mktemp("console")
+    live = LiveServer(
+        {
+            "MORALSCOPE_STORE_PATH": str(state / "jobs.sqlite3"),
+            "MORALSCOPE_RESULTS_URI": str(state / "results"),
+            "MORALSCOPE_DOWNLOAD": "false",
+            "MORALSCOPE_RAY_NUM_CPUS": "2",
+            "MORALSCOPE_API_KEYS": f"{KEY_A},{KEY_B}",
+            "MORALSCOPE_SESSION_SECRET": "browser-test-session-secret",
+            "MORALSCOPE_ENGINE_FACTORY": FAKE_ENGINE,
+            "MORALSCOPE_LOG_LEVEL": "INFO",
+        },
+        state / "server.log",
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server: LiveServer) -> Iterator[Browser]:
+    window = Browser(server.url)
+    yield window
+    window.quit()
+
+
+@pytest.fixture(scope="module")
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    """The JSON API as key A (how the SDK talks to it)."""
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=30) as client:
+        yield client
+
+
+def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
+    response = client.post("/v1/jobs", json=spec)
+    assert response.status_code == 201, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def wait_for_state(client: httpx.Client, job_id: str, states: tuple[str, ...] = TERMINAL, timeout: float = 240) -> str:
+    state: str = wait_until(
+        lambda: (s := client.get(f"/v1/jobs/{job_id}").json()["state"]) in states and s,
+        timeout=timeout,
+        interval=0.5,
+        what=f"job {job_id} to reach {states}",
+    )
+    return state
+
+
+def log_in(browser: Browser, key: str) -> None:
+    browser.css("#key").send_keys(key)
+    browser.css("form.login button[type=submit]").click()
+    browser.wait_for(lambda: not browser.path.startswith("/login"), timeout=20, what="the login to finish")
+
+
+@pytest.fixture
+def logged_in(browser: Browser) -> Browser:
+    """The browser with key A's session (logging in when it has none)."""
+    browser.open("/")
+    if browser.path.startswith("/login"):
+        log_in(browser, KEY_A)
+    browser.forget()
+    return browser
+
+
+@contextmanager
+def report_frame(browser: Browser, job_id: str) -> Iterator[Browser]:
+    """Inside the report embedded in the job's page (a completed job's)."""
+    browser.open(f"/jobs/{job_id}")
+    browser.driver.switch_to.frame(browser.css("iframe.report"))
+    try:
+        browser.wait_for(lambda: browser.css("h1").text.startswith("moralscope report"), timeout=20, what="the report")
+        yield browser
+    finally:
+        browser.driver.switch_to.default_content()
+
+
+def _progress(browser: Browser, scope: str) -> tuple[str, int, int]:
+    """(state, completed, total) as the page shows them in ``scope`` (a row or the job's article)."""
+    root = browser.css(scope)
+    bar = root.find_element("css selector", 'progress[data-field="progress"]')
+    return root.get_attribute("data-state"), int(float(bar.get_property("value"))), int(float(bar.get_property("max")))
+
+
+def test_the_console_asks_for_a_key_once_and_keeps_a_strict_http_only_session(browser: Browser) -> None:
+    browser.open("/submit")
+    assert browser.path == "/login?next=/submit"
+    browser.screenshot("login")
+    browser.assert_clean()
+    log_in(browser, KEY_A)
+    assert browser.path == "/submit"
+    [cookie] = [c for c in browser.driver.get_cookies() if c["name"] == "moralscope_session"]
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert KEY_A not in cookie["value"]
+    assert browser.js("return document.cookie") == ""  # scripts cannot read it
+    browser.open("/")
+    assert browser.path == "/"  # no second login
+    browser.assert_clean()
+
+
+def test_a_running_job_advances_to_completed_on_its_page_and_in_the_list(logged_in: Browser, api: httpx.Client) -> None:
+    browser = logged_in
+    first = submit(api, console_spec("first job"))
+    second = submit(api, console_spec("second job"))  # queued behind the first (one job at a time)
+
+    browser.open(f"/jobs/{first}")
+    browser.js("window.consoleTestMarker = 'no reload'")
+    seen = browser.wait_for(
+        lambda: (p := _progress(browser, "article.job"))[0] == "in_progress" and 0 < p[1] < p[2] and p,
+        timeout=180,
+        what="the first job's progress to move",
+    )
+    browser.screenshot("job-running")
+    browser.wait_for(
+        lambda: _progress(browser, "article.job")[1] > seen[1], timeout=60, what="the progress bar to advance"
+    )
+    assert browser.js("return window.consoleTestMarker") == "no reload"  # the stream moved the bar
+    browser.wait_for(  # at its end the page reloads once, to show the results
+        lambda: _progress(browser, "article.job")[0] == "completed" and browser.all_css("ul.downloads a"),
+        timeout=120,
+        what="the first job to complete",
+    )
+    links = {a.text: a.get_attribute("href") for a in browser.all_css("ul.downloads a")}
+    assert set(links) == {"samples.parquet", "metrics.parquet", "metrics.csv", "spec.json", "report.html"}
+    assert httpx.get(links["spec.json"], headers={"Authorization": f"Bearer {KEY_A}"}).status_code == 200
+    browser.assert_clean()
+    with report_frame(browser, first) as frame:
+        assert "first job" in frame.css("h1").text
+    browser.screenshot("job-completed")
+    browser.assert_clean()
+
+    browser.open("/")
+    browser.js("window.consoleTestMarker = 'no reload'")
+    row = f'tr[data-job-id="{second}"]'
+    seen = browser.wait_for(
+        lambda: (p := _progress(browser, row))[0] == "in_progress" and 0 < p[1] < p[2] and p,
+        timeout=180,
+        what="the second job's progress to move in the list",
+    )
+    browser.screenshot("jobs-running")
+    state, done, total = browser.wait_for(
+        lambda: (p := _progress(browser, row))[0] in TERMINAL and p, timeout=120, what="the second job to end"
+    )
+    assert (state, done) == ("completed", total)
+    assert done > seen[1]
+    assert browser.js("return window.consoleTestMarker") == "no reload"
+    assert browser.css(f"{row} [data-field=eta]").text == "0 s"
+    browser.screenshot("jobs-completed")
+    browser.assert_clean()
+
+
+def test_the_submit_form_shows_a_422_at_the_field_it_names(logged_in: Browser, api: httpx.Client) -> None:
+    browser = logged_in
+    browser.open("/submit")
+    area = browser.css("textarea#spec")
+    bad = "name: typo\nmodels:\n  - name: smollm2-135m-instruct\n    dtype: float64\nbenchmarks:\n  winogender: {}\n"
+    browser.js("arguments[0].value = arguments[1]", area, bad)
+    browser.css("form.submit button[type=submit]").click()
+    alert = browser.wait_for(lambda: browser.css("#spec-error"), timeout=20, what="the error")
+    assert alert.get_attribute("data-error-field") == "models.0.dtype"
+    assert browser.css("#spec-error code.field").text == "models.0.dtype"
+    assert "got 'float64'" in alert.text
+    assert browser.css("#spec-error .line.marked").text.endswith("dtype: float64")
+    area = browser.css("textarea#spec")
+    assert area.get_attribute("aria-invalid") == "true"
+    assert area.get_property("value") == bad  # kept, to be fixed
+    selected = browser.js("const a = arguments[0]; return a.value.slice(a.selectionStart, a.selectionEnd)", area)
+    assert selected == "    dtype: float64"  # the script points at the line
+    browser.screenshot("submit-422")
+    browser.assert_clean(status=422)
+
+    browser.js("arguments[0].value = arguments[1]", area, bad.replace("float64", "float32"))
+    browser.css("form.submit button[type=submit]").click()
+    browser.wait_for(lambda: browser.path.startswith("/jobs/job_"), timeout=20, what="the job page")
+    job_id = browser.path.removeprefix("/jobs/")
+    assert browser.css("h1").text.startswith("typo")
+    browser.css("article.job form button.danger").click()  # the cancel button, a form post
+    browser.wait_for(
+        lambda: browser.css("article.job").get_attribute("data-state") in ("cancelling", "cancelled"),
+        timeout=20,
+        what="the job to be cancelled",
+    )
+    assert wait_for_state(api, job_id) == "cancelled"
+    browser.assert_clean()
+
+
+def test_another_keys_jobs_stay_invisible(logged_in: Browser, server: LiveServer) -> None:
+    browser = logged_in
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY_B}"}) as other:
+        theirs = submit(other, console_spec("job of key b"))
+        other.post(f"/v1/jobs/{theirs}/cancel")
+    browser.open("/")
+    assert theirs not in browser.driver.page_source
+    assert "job of key b" not in browser.driver.page_source
+    browser.assert_clean()
+    browser.open(f"/jobs/{theirs}")
+    assert browser.css("h1").text == "Not found"
+    assert "job of key b" not in browser.driver.page_source
+    browser.screenshot("not-found")
+    browser.assert_clean(status=404)
+
+
+class _AttackerPage(http.server.BaseHTTPRequestHandler):
+    target = ""
+
+    def do_GET(self) -> None:
+        body = (
+            "<!doctype html><title>another site</title><body>"
+            f'<form id="f" method="post" action="{self.target}/submit">'
+            '<input name="spec" value="models: [{name: smollm2-135m-instruct}]"></form>'
+            "<script>document.getElementById('f').submit()</script></body>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_cross_site_form_post_is_refused(logged_in: Browser, api: httpx.Client, server: LiveServer) -> None:
+    browser = logged_in
+    before = api.get("/v1/jobs").json()["count"]
+    handler = type("Attacker", (_AttackerPage,), {"target": server.url})
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.open("/")  # logged in, with a live session cookie
+        browser.driver.get(f"http://localhost:{site.server_address[1]}/")  # another site: localhost, not 127.0.0.1
+        browser.wait_for(lambda: browser.path == "/submit", timeout=20, what="the forged post to land")
+        assert browser.css("h1").text == "Refused"
+        assert "cross-site request refused" in browser.css("main").text
+        browser.screenshot("cross-site-refused")
+    finally:
+        site.shutdown()
+    assert api.get("/v1/jobs").json()["count"] == before
+    browser.forget()  # the other site's page is meant to be external
+    browser.open("/")
+    assert browser.path == "/"  # and the session survived the forged request
+
+
+def test_pages_load_clean_and_the_key_is_in_no_url_and_no_log(
+    logged_in: Browser, api: httpx.Client, server: LiveServer
+) -> None:
+    browser = logged_in
+    job_id = api.get("/v1/jobs", params={"state": "completed"}).json()["data"][0]["id"]
+    for name, path in (("jobs", "/"), ("jobs-filtered", "/?state=completed"), ("submit", "/submit")):
+        browser.open(path)
+        browser.screenshot(f"page-{name}")
+        browser.assert_clean()
+    with report_frame(browser, job_id):  # the job's page, once its report has loaded
+        pass
+    browser.screenshot("page-job")
+    browser.assert_clean()
+    browser.collect()
+    for key in (KEY_A, KEY_B):
+        assert not [url for url in browser.urls if key in url]
+        assert key not in Path(server.log_path).read_text(errors="replace")
+    assert "GET /jobs/" in server.log_tail(200_000)  # the access log is on, and was read
+
+
+def test_logging_out_ends_the_session(logged_in: Browser, api: httpx.Client) -> None:
+    browser = logged_in
+    browser.css("form.logout button").click()
+    browser.wait_for(lambda: browser.path.startswith("/login"), timeout=20, what="the login page")
+    browser.open("/")
+    assert browser.path == "/login"
+    browser.assert_clean()
