@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from browser_support import Browser
-from service_support import LiveServer, tiny_spec, wait_until
+from service_support import LiveServer, server_env, tiny_spec, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +43,14 @@ def console_spec(name: str, *, delay_s: float = 0.4, **overrides: Any) -> dict[s
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     state = tmp_path_factory.mktemp("console")
-    live = LiveServer(
-        {
-            "MORALSCOPE_STORE_PATH": str(state / "jobs.sqlite3"),
-            "MORALSCOPE_RESULTS_URI": str(state / "results"),
-            "MORALSCOPE_DOWNLOAD": "false",
-            "MORALSCOPE_RAY_NUM_CPUS": "2",
-            "MORALSCOPE_API_KEYS": f"{KEY_A},{KEY_B}",
-            "MORALSCOPE_SESSION_SECRET": "browser-test-session-secret",
-            "MORALSCOPE_ENGINE_FACTORY": FAKE_ENGINE,
-            "MORALSCOPE_LOG_LEVEL": "INFO",
-        },
-        state / "server.log",
+    env = server_env(
+        state,
+        MORALSCOPE_API_KEYS=f"{KEY_A},{KEY_B}",
+        MORALSCOPE_SESSION_SECRET="browser-test-session-secret",
+        MORALSCOPE_ENGINE_FACTORY=FAKE_ENGINE,
+        MORALSCOPE_LOG_LEVEL="INFO",
     )
+    live = LiveServer(env, state / "server.log")
     yield live
     live.stop()
 
