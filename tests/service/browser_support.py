@@ -7,21 +7,28 @@ downloads, a browser. ``make test`` installs the two Debian packages when they a
 :class:`Browser` keeps what the pages did: every request's URL (from Chrome's performance log, the
 DevTools ``Network`` events) and every console message, so a test can assert that a page made no
 request beyond the server under test and logged no error. Screenshots (full pages) go to
-``build/screenshots/`` for people to look at; the run prints the folder.
+``build/screenshots/`` for people to look at; the run prints the folder. Helpers for the console's
+pages (log in, read a progress bar, enter a job's embedded report), for jobs through the API, and a page
+on another site that forges a form post complete it.
 """
 
 from __future__ import annotations
 
+import html
+import http.server
 import json
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from service_support import REPO_ROOT
+from service_support import REPO_ROOT, tiny_spec, wait_until
 
 CHROMIUM = Path(os.environ.get("MORALSCOPE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("MORALSCOPE_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -29,6 +36,64 @@ SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 WINDOW = (1280, 900)
 TAKEN: list[Path] = []
 """Screenshots saved in this test session (the terminal summary names their folder)."""
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def console_spec(name: str, *, delay_s: float = 0.4, **overrides: Any) -> dict[str, Any]:
+    """The tiny spec for a server on the fake engine (tests/workers/fake_engine.py): one request per shard and
+    ``delay_s`` per batch, so a job's progress moves in 26 visible steps."""
+    spec = tiny_spec(name=name, shard_size=1, **overrides)
+    for model in spec["models"]:
+        model["engine_options"] = {"delay_s": delay_s}
+    return spec
+
+
+def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
+    """Submit through the JSON API; the job's id."""
+    response = client.post("/v1/jobs", json=spec)
+    assert response.status_code == 201, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def wait_for_state(client: httpx.Client, job_id: str, states: tuple[str, ...] = TERMINAL, timeout: float = 240) -> str:
+    """Poll the API until the job is in one of ``states``; that state."""
+    state: str = wait_until(
+        lambda: (s := client.get(f"/v1/jobs/{job_id}").json()["state"]) in states and s,
+        timeout=timeout,
+        interval=0.5,
+        what=f"job {job_id} to reach {states}",
+    )
+    return state
+
+
+@contextmanager
+def cross_site_page(action: str, fields: dict[str, str]) -> Iterator[str]:
+    """The URL of a page on another site (``localhost``, where the console is ``127.0.0.1``) that posts a
+    form with ``fields`` to ``action`` as soon as it loads: what a forged cross-site request looks like."""
+    inputs = "".join(f'<input name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in fields.items())
+    body = (
+        f'<!doctype html><title>another site</title><form id="f" method="post" action="{html.escape(action)}">'
+        f"{inputs}</form><script>document.getElementById('f').submit()</script>"
+    ).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
 
 
 class Browser:
@@ -108,6 +173,34 @@ class Browser:
                 return value
             time.sleep(interval)
         raise AssertionError(f"timed out after {timeout}s waiting for {what} on {self.path} (last error: {last_error})")
+
+    # -- the console's pages ------------------------------------------------------------------------
+    def log_in(self, key: str) -> None:
+        """Fill in and send the login form the browser is on."""
+        self.css("#key").send_keys(key)
+        self.css("form.login button[type=submit]").click()
+        self.wait_for(lambda: not self.path.startswith("/login"), timeout=20, what="the login to finish")
+
+    def progress(self, scope: str) -> tuple[str, int, int]:
+        """(state, completed, total) as the page shows them in ``scope`` (a list row or the job's article)."""
+        root = self.css(scope)
+        bar = root.find_element("css selector", 'progress[data-field="progress"]')
+        return (
+            root.get_attribute("data-state"),
+            int(float(bar.get_property("value"))),
+            int(float(bar.get_property("max"))),
+        )
+
+    @contextmanager
+    def report_frame(self, job_id: str) -> Iterator[Browser]:
+        """Open a completed job's page and work inside its embedded report."""
+        self.open(f"/jobs/{job_id}")
+        self.driver.switch_to.frame(self.css("iframe.report"))
+        try:
+            self.wait_for(lambda: self.css("h1").text.startswith("moralscope report"), timeout=20, what="the report")
+            yield self
+        finally:
+            self.driver.switch_to.default_content()
 
     # -- evidence --------------------------------------------------------------------------------
     def screenshot(self, name: str) -> Path:

@@ -5,39 +5,26 @@ tests/workers/fake_engine.py, a fixed delay per batch so progress is visible), a
 page is checked for console errors and for requests beyond the server; screenshots of each page go to
 ``build/screenshots/``.
 
-To add a test: take ``browser`` (``logged_in`` makes it key A's session), submit with ``api`` and
-:func:`console_spec`, wait with :func:`wait_for_state`, open the job page; :func:`report_frame` switches
-into its embedded report (e.g. to check a sweep figure's lines), and ``browser.assert_clean()`` checks
-the page's console and requests.
+To add a test: take ``logged_in`` (the browser with key A's session), submit with ``api`` and
+``console_spec`` (or any spec), wait with ``wait_for_state``; ``browser.report_frame(job_id)`` opens the
+job's page and switches into its embedded report (e.g. to check a sweep figure's lines), and
+``browser.assert_clean()`` checks the page's console and requests (see browser_support.py).
 """
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from browser_support import Browser
-from service_support import LiveServer, server_env, tiny_spec, wait_until
+from browser_support import TERMINAL, Browser, console_spec, cross_site_page, submit, wait_for_state
+from service_support import LiveServer, server_env
 
 pytestmark = pytest.mark.slow
 
 KEY_A, KEY_B = "console-key-a-7Hq2", "console-key-b-9Zx4"
 FAKE_ENGINE = "tests.workers.fake_engine:fake_engine_factory"
-TERMINAL = ("completed", "failed", "cancelled")
-
-
-def console_spec(name: str, *, delay_s: float = 0.4, **overrides: Any) -> dict[str, Any]:
-    """The tiny spec on the fake engine: one request per shard, ``delay_s`` per batch (26 steps of progress)."""
-    spec = tiny_spec(name=name, shard_size=1, **overrides)
-    for model in spec["models"]:
-        model["engine_options"] = {"delay_s": delay_s}
-    return spec
 
 
 @pytest.fixture(scope="module")
@@ -69,56 +56,14 @@ def api(server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
-    response = client.post("/v1/jobs", json=spec)
-    assert response.status_code == 201, response.text
-    job_id: str = response.json()["id"]
-    return job_id
-
-
-def wait_for_state(client: httpx.Client, job_id: str, states: tuple[str, ...] = TERMINAL, timeout: float = 240) -> str:
-    state: str = wait_until(
-        lambda: (s := client.get(f"/v1/jobs/{job_id}").json()["state"]) in states and s,
-        timeout=timeout,
-        interval=0.5,
-        what=f"job {job_id} to reach {states}",
-    )
-    return state
-
-
-def log_in(browser: Browser, key: str) -> None:
-    browser.css("#key").send_keys(key)
-    browser.css("form.login button[type=submit]").click()
-    browser.wait_for(lambda: not browser.path.startswith("/login"), timeout=20, what="the login to finish")
-
-
 @pytest.fixture
 def logged_in(browser: Browser) -> Browser:
     """The browser with key A's session (logging in when it has none)."""
     browser.open("/")
     if browser.path.startswith("/login"):
-        log_in(browser, KEY_A)
+        browser.log_in(KEY_A)
     browser.forget()
     return browser
-
-
-@contextmanager
-def report_frame(browser: Browser, job_id: str) -> Iterator[Browser]:
-    """Inside the report embedded in the job's page (a completed job's)."""
-    browser.open(f"/jobs/{job_id}")
-    browser.driver.switch_to.frame(browser.css("iframe.report"))
-    try:
-        browser.wait_for(lambda: browser.css("h1").text.startswith("moralscope report"), timeout=20, what="the report")
-        yield browser
-    finally:
-        browser.driver.switch_to.default_content()
-
-
-def _progress(browser: Browser, scope: str) -> tuple[str, int, int]:
-    """(state, completed, total) as the page shows them in ``scope`` (a row or the job's article)."""
-    root = browser.css(scope)
-    bar = root.find_element("css selector", 'progress[data-field="progress"]')
-    return root.get_attribute("data-state"), int(float(bar.get_property("value"))), int(float(bar.get_property("max")))
 
 
 def test_the_console_asks_for_a_key_once_and_keeps_a_strict_http_only_session(browser: Browser) -> None:
@@ -126,7 +71,7 @@ def test_the_console_asks_for_a_key_once_and_keeps_a_strict_http_only_session(br
     assert browser.path == "/login?next=/submit"
     browser.screenshot("login")
     browser.assert_clean()
-    log_in(browser, KEY_A)
+    browser.log_in(KEY_A)
     assert browser.path == "/submit"
     [cookie] = [c for c in browser.driver.get_cookies() if c["name"] == "moralscope_session"]
     assert cookie["httpOnly"] is True
@@ -147,17 +92,17 @@ def test_a_running_job_advances_to_completed_on_its_page_and_in_the_list(logged_
     browser.open(f"/jobs/{first}")
     browser.js("window.consoleTestMarker = 'no reload'")
     seen = browser.wait_for(
-        lambda: (p := _progress(browser, "article.job"))[0] == "in_progress" and 0 < p[1] < p[2] and p,
+        lambda: (p := browser.progress("article.job"))[0] == "in_progress" and 0 < p[1] < p[2] and p,
         timeout=180,
         what="the first job's progress to move",
     )
     browser.screenshot("job-running")
     browser.wait_for(
-        lambda: _progress(browser, "article.job")[1] > seen[1], timeout=60, what="the progress bar to advance"
+        lambda: browser.progress("article.job")[1] > seen[1], timeout=60, what="the progress bar to advance"
     )
     assert browser.js("return window.consoleTestMarker") == "no reload"  # the stream moved the bar
     browser.wait_for(  # at its end the page reloads once, to show the results
-        lambda: _progress(browser, "article.job")[0] == "completed" and browser.all_css("ul.downloads a"),
+        lambda: browser.progress("article.job")[0] == "completed" and browser.all_css("ul.downloads a"),
         timeout=120,
         what="the first job to complete",
     )
@@ -165,7 +110,7 @@ def test_a_running_job_advances_to_completed_on_its_page_and_in_the_list(logged_
     assert set(links) == {"samples.parquet", "metrics.parquet", "metrics.csv", "spec.json", "report.html"}
     assert httpx.get(links["spec.json"], headers={"Authorization": f"Bearer {KEY_A}"}).status_code == 200
     browser.assert_clean()
-    with report_frame(browser, first) as frame:
+    with browser.report_frame(first) as frame:
         assert "first job" in frame.css("h1").text
     browser.screenshot("job-completed")
     browser.assert_clean()
@@ -174,13 +119,13 @@ def test_a_running_job_advances_to_completed_on_its_page_and_in_the_list(logged_
     browser.js("window.consoleTestMarker = 'no reload'")
     row = f'tr[data-job-id="{second}"]'
     seen = browser.wait_for(
-        lambda: (p := _progress(browser, row))[0] == "in_progress" and 0 < p[1] < p[2] and p,
+        lambda: (p := browser.progress(row))[0] == "in_progress" and 0 < p[1] < p[2] and p,
         timeout=180,
         what="the second job's progress to move in the list",
     )
     browser.screenshot("jobs-running")
     state, done, total = browser.wait_for(
-        lambda: (p := _progress(browser, row))[0] in TERMINAL and p, timeout=120, what="the second job to end"
+        lambda: (p := browser.progress(row))[0] in TERMINAL and p, timeout=120, what="the second job to end"
     )
     assert (state, done) == ("completed", total)
     assert done > seen[1]
@@ -241,42 +186,16 @@ def test_another_keys_jobs_stay_invisible(logged_in: Browser, server: LiveServer
     browser.assert_clean(status=404)
 
 
-class _AttackerPage(http.server.BaseHTTPRequestHandler):
-    target = ""
-
-    def do_GET(self) -> None:
-        body = (
-            "<!doctype html><title>another site</title><body>"
-            f'<form id="f" method="post" action="{self.target}/submit">'
-            '<input name="spec" value="models: [{name: smollm2-135m-instruct}]"></form>'
-            "<script>document.getElementById('f').submit()</script></body>"
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def test_a_cross_site_form_post_is_refused(logged_in: Browser, api: httpx.Client, server: LiveServer) -> None:
     browser = logged_in
     before = api.get("/v1/jobs").json()["count"]
-    handler = type("Attacker", (_AttackerPage,), {"target": server.url})
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=site.serve_forever, daemon=True)
-    thread.start()
-    try:
-        browser.open("/")  # logged in, with a live session cookie
-        browser.driver.get(f"http://localhost:{site.server_address[1]}/")  # another site: localhost, not 127.0.0.1
+    browser.open("/")  # logged in, with a live session cookie
+    with cross_site_page(f"{server.url}/submit", {"spec": "models: [{name: smollm2-135m-instruct}]"}) as page:
+        browser.driver.get(page)  # another site (localhost, not 127.0.0.1) posts a form to the console
         browser.wait_for(lambda: browser.path == "/submit", timeout=20, what="the forged post to land")
-        assert browser.css("h1").text == "Refused"
-        assert "cross-site request refused" in browser.css("main").text
-        browser.screenshot("cross-site-refused")
-    finally:
-        site.shutdown()
+    assert browser.css("h1").text == "Refused"
+    assert "cross-site request refused" in browser.css("main").text
+    browser.screenshot("cross-site-refused")
     assert api.get("/v1/jobs").json()["count"] == before
     browser.forget()  # the other site's page is meant to be external
     browser.open("/")
@@ -292,7 +211,7 @@ def test_pages_load_clean_and_the_key_is_in_no_url_and_no_log(
         browser.open(path)
         browser.screenshot(f"page-{name}")
         browser.assert_clean()
-    with report_frame(browser, job_id):  # the job's page, once its report has loaded
+    with browser.report_frame(job_id):  # the job's page, once its report has loaded
         pass
     browser.screenshot("page-job")
     browser.assert_clean()
