@@ -96,6 +96,19 @@ def cross_site_page(action: str, fields: dict[str, str]) -> Iterator[str]:
         site.shutdown()
 
 
+_RECORDER = """
+const scope = arguments[0];
+window.consoleTestSamples = [];
+const sample = () => {
+  const root = document.querySelector(scope);
+  const bar = root && root.querySelector('progress[data-field="progress"]');
+  if (bar) window.consoleTestSamples.push([root.dataset.state, Math.round(bar.value), Math.round(bar.max)]);
+};
+sample();
+window.setInterval(sample, 200);
+"""
+
+
 class Browser:
     """One headless chromium window on the server at ``base_url``."""
 
@@ -190,6 +203,16 @@ class Browser:
             int(float(bar.get_property("value"))),
             int(float(bar.get_property("max"))),
         )
+
+    def record_progress(self, scope: str) -> None:
+        """Sample, in the page itself, what ``scope``'s progress bar shows, five times a second, from now on."""
+        self.js(_RECORDER, scope)
+
+    def recorded_progress(self) -> list[tuple[str, int, int]] | None:
+        """The (state, completed, total) samples of :meth:`record_progress`; None once the page has reloaded
+        (a reload starts a new page, without the recorder)."""
+        samples = self.js("return window.consoleTestSamples || null")
+        return None if samples is None else [(state, done, total) for state, done, total in samples]
 
     @contextmanager
     def report_frame(self, job_id: str) -> Iterator[Browser]:

@@ -84,55 +84,57 @@ def test_the_console_asks_for_a_key_once_and_keeps_a_strict_http_only_session(br
     browser.assert_clean()
 
 
-def test_a_running_job_advances_to_completed_on_its_page_and_in_the_list(logged_in: Browser, api: httpx.Client) -> None:
+def _advanced(samples: list[tuple[str, int, int]] | None) -> bool:
+    """Whether the samples show a running job's bar at two different places short of its end."""
+    partial = {done for state, done, total in samples or [] if state == "in_progress" and 0 < done < total}
+    return len(partial) >= 2
+
+
+def test_a_running_job_advances_to_completed_in_the_list_and_on_its_page(logged_in: Browser, api: httpx.Client) -> None:
     browser = logged_in
-    first = submit(api, console_spec("first job"))
-    second = submit(api, console_spec("second job"))  # queued behind the first (one job at a time)
-
-    browser.open(f"/jobs/{first}")
-    browser.js("window.consoleTestMarker = 'no reload'")
-    seen = browser.wait_for(
-        lambda: (p := browser.progress("article.job"))[0] == "in_progress" and 0 < p[1] < p[2] and p,
-        timeout=180,
-        what="the first job's progress to move",
-    )
+    job_id = submit(api, console_spec("watched job", delay_s=0.5))
+    row = f'tr[data-job-id="{job_id}"]'
+    browser.open("/")  # the list in one tab, the job's page in another: both follow the job at once
+    list_tab = browser.driver.current_window_handle
+    browser.record_progress(row)
+    browser.driver.switch_to.new_window("tab")
+    job_tab = browser.driver.current_window_handle
+    browser.open(f"/jobs/{job_id}")
+    browser.record_progress("article.job")
+    browser.wait_for(lambda: _advanced(browser.recorded_progress()), timeout=180, what="the job page's bar to move")
     browser.screenshot("job-running")
-    browser.wait_for(
-        lambda: browser.progress("article.job")[1] > seen[1], timeout=60, what="the progress bar to advance"
-    )
-    assert browser.js("return window.consoleTestMarker") == "no reload"  # the stream moved the bar
-    browser.wait_for(  # at its end the page reloads once, to show the results
-        lambda: browser.progress("article.job")[0] == "completed" and browser.all_css("ul.downloads a"),
-        timeout=120,
-        what="the first job to complete",
-    )
-    links = {a.text: a.get_attribute("href") for a in browser.all_css("ul.downloads a")}
-    assert set(links) == {"samples.parquet", "metrics.parquet", "metrics.csv", "spec.json", "report.html"}
-    assert httpx.get(links["spec.json"], headers={"Authorization": f"Bearer {KEY_A}"}).status_code == 200
-    browser.assert_clean()
-    with browser.report_frame(first) as frame:
-        assert "first job" in frame.css("h1").text
-    browser.screenshot("job-completed")
-    browser.assert_clean()
 
-    browser.open("/")
-    browser.js("window.consoleTestMarker = 'no reload'")
-    row = f'tr[data-job-id="{second}"]'
-    seen = browser.wait_for(
-        lambda: (p := browser.progress(row))[0] == "in_progress" and 0 < p[1] < p[2] and p,
-        timeout=180,
-        what="the second job's progress to move in the list",
-    )
+    browser.driver.switch_to.window(list_tab)
     browser.screenshot("jobs-running")
-    state, done, total = browser.wait_for(
-        lambda: (p := browser.progress(row))[0] in TERMINAL and p, timeout=120, what="the second job to end"
+    samples = browser.wait_for(
+        lambda: (found := browser.recorded_progress()) and found[-1][0] in TERMINAL and found,
+        timeout=120,
+        what="the job to end in the list",
     )
-    assert (state, done) == ("completed", total)
-    assert done > seen[1]
-    assert browser.js("return window.consoleTestMarker") == "no reload"
+    _, _, total = samples[-1]
+    assert samples[-1] == ("completed", total, total)
+    assert _advanced(samples)  # seen moving in this page, which never reloaded (its recorder is still there)
+    assert [done for _, done, _ in samples] == sorted(done for _, done, _ in samples)
     assert browser.css(f"{row} [data-field=eta]").text == "0 s"
     browser.screenshot("jobs-completed")
     browser.assert_clean()
+
+    browser.driver.switch_to.window(job_tab)
+    browser.wait_for(  # at its end the job's page reloads once, to show the results
+        lambda: browser.recorded_progress() is None and browser.all_css("ul.downloads a"),
+        timeout=60,
+        what="the job page to show the results",
+    )
+    assert browser.progress("article.job") == ("completed", total, total)
+    links = {a.text: a.get_attribute("href") for a in browser.all_css("ul.downloads a")}
+    assert set(links) == {"samples.parquet", "metrics.parquet", "metrics.csv", "spec.json", "report.html"}
+    assert httpx.get(links["spec.json"], headers={"Authorization": f"Bearer {KEY_A}"}).status_code == 200
+    with browser.report_frame(job_id) as frame:
+        assert "watched job" in frame.css("h1").text
+    browser.screenshot("job-completed")
+    browser.assert_clean()
+    browser.driver.close()
+    browser.driver.switch_to.window(list_tab)
 
 
 def test_the_submit_form_shows_a_422_at_the_field_it_names(logged_in: Browser, api: httpx.Client) -> None:
