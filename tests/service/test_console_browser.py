@@ -24,6 +24,7 @@ from service_support import LiveServer, server_env
 pytestmark = pytest.mark.slow
 
 KEY_A, KEY_B = "console-key-a-7Hq2", "console-key-b-9Zx4"
+WRONG_KEY = "console-wrong-key-3Vt8"
 FAKE_ENGINE = "tests.workers.fake_engine:fake_engine_factory"
 
 
@@ -71,6 +72,13 @@ def test_the_console_asks_for_a_key_once_and_keeps_a_strict_http_only_session(br
     assert browser.path == "/login?next=/submit"
     browser.screenshot("login")
     browser.assert_clean()
+    browser.css("#key").send_keys(WRONG_KEY)
+    browser.css("form.login button[type=submit]").click()
+    error = browser.wait_for(lambda: browser.css("#key-error"), timeout=20, what="the wrong key's error")
+    assert "not valid for this server" in error.text
+    assert browser.css("#key").get_attribute("value") == ""  # the page does not send the key back
+    browser.screenshot("login-wrong-key")
+    browser.assert_clean(status=401)
     browser.log_in(KEY_A)
     assert browser.path == "/submit"
     [cookie] = [c for c in browser.driver.get_cookies() if c["name"] == "moralscope_session"]
@@ -218,7 +226,7 @@ def test_pages_load_clean_and_the_key_is_in_no_url_and_no_log(
     browser.screenshot("page-job")
     browser.assert_clean()
     browser.collect()
-    for key in (KEY_A, KEY_B):
+    for key in (KEY_A, KEY_B, WRONG_KEY):
         assert not [url for url in browser.urls if key in url]
         assert key not in Path(server.log_path).read_text(errors="replace")
     assert "GET /jobs/" in server.log_tail(200_000)  # the access log is on, and was read
