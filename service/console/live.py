@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Literal
 
 from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +29,7 @@ def _signature(view: JobView) -> tuple[object, ...]:
     return (view.state, view.request_counts, view.tokens_processed, eta, tuple(view.models))
 
 
-def _event(type_: str, view: JobView, message: str | None = None) -> ServerSentEvent:
+def _event(type_: Literal["state", "progress", "end"], view: JobView, message: str | None = None) -> ServerSentEvent:
     payload = JobEvent(type=type_, job=view, message=message)
     return ServerSentEvent(payload.model_dump_json(), event=type_)
 
