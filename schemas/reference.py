@@ -74,5 +74,10 @@ def job_spec_reference() -> str:
         for name, field in model.model_fields.items():
             description = (field.description or "").replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+        extra = model.model_config.get("json_schema_extra")
+        other = extra.get("additionalProperties") if isinstance(extra, dict) else None
+        if isinstance(other, dict):
+            description = str(other.get("description", "")).replace("|", "\\|")
+            lines.append(f"| *any other key* | object | – | {description} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
