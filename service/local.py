@@ -75,8 +75,13 @@ def execute_local_run(run: LocalRun, *, on_progress: Callable[[], None] | None =
     finally:
         run.runner.stop(timeout=0)
     if not outcome.get("claimed", False):
+        job = run.store.get_job(run.job.id)
+        if job.state.is_terminal:
+            return run.view()
         raise UnavailableError(
-            f"job {run.job.id} is being run by another process (a server or another `moralscope run`); "
-            "follow it with `moralscope status` instead"
+            f"job {run.job.id} is being run by another process (a server or another `moralscope run`): follow "
+            "it with `moralscope status`. If that process was killed, the job can be resumed once its lease "
+            f"expires (at most MORALSCOPE_LEASE_TTL_SECONDS={run.runner.lease_ttl:g} s after it died): run "
+            "the same command again then"
         )
     return run.view()
