@@ -93,10 +93,12 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE jobs ADD COLUMN crash_resumes INTEGER NOT NULL DEFAULT 0;
     """,
     # 3: fencing and crash loops. lease_epoch counts the claims of a job (a write carrying an older epoch
-    # is refused); crash_streak counts runner deaths since the job last committed a shard.
+    # is refused); crash_streak counts runner deaths since the job last committed a shard; lease renewals
+    # find a runner's jobs by index.
     """
     ALTER TABLE jobs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN crash_streak INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_by_lease_owner ON jobs (lease_owner) WHERE lease_owner IS NOT NULL;
     """,
 ]
 """Ordered schema migrations (see the module docstring). Append only."""
