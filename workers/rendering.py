@@ -21,6 +21,13 @@ _TRANSFORMERS_IMPORT = threading.Lock()
 threads) would see ``cannot import name 'AutoTokenizer'``."""
 
 
+def preload_tokenizers() -> None:
+    """Import transformers' tokenizer machinery now (seconds), e.g. while a server starts, so that the
+    first job a replica claims (a takeover) does not wait for it."""
+    with _TRANSFORMERS_IMPORT:
+        from transformers import AutoTokenizer  # noqa: F401
+
+
 class PromptRenderer:
     """Renders dialogues and encodes prompt text for one model."""
 

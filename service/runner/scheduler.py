@@ -59,6 +59,7 @@ class Runner:
         self._dispatcher = threading.Thread(target=self._dispatch, name="moralscope-dispatcher", daemon=True)
         self._dispatcher.start()
         threading.Thread(target=self._heartbeat, name="moralscope-heartbeat", daemon=True).start()
+        threading.Thread(target=_preload, name="moralscope-preload", daemon=True).start()
 
     @property
     def alive(self) -> bool:
@@ -181,3 +182,13 @@ class Runner:
     def interrupt(self) -> None:
         """Ask running jobs to stop (used on Ctrl-C in local mode); they stay resumable."""
         self._stopping.set()
+
+
+def _preload() -> None:
+    """Warm up what validating a job imports, so that a job taken over by a fresh replica resumes sooner."""
+    try:
+        from workers.rendering import preload_tokenizers
+
+        preload_tokenizers()
+    except Exception:  # only an optimisation: the job imports it again and reports a real failure
+        logger.debug("runner: preloading transformers failed", exc_info=True)
