@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,6 +129,16 @@ class _Protocol:
         if table not in ("samples", "metrics"):
             raise InvalidInputError(f"table must be 'samples' or 'metrics', got {table!r}", field="table")
         return f"/v1/jobs/{job_id}/results/{table}"
+
+    @staticmethod
+    def _report_request(jobs: str | Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """Where a report of one job (its report.html) or of several (one combined page) comes from."""
+        ids = [jobs] if isinstance(jobs, str) else list(jobs)
+        if not ids:
+            raise InvalidInputError("name at least one job", field="job")
+        if len(ids) == 1:
+            return f"/v1/jobs/{ids[0]}/results/report", {}
+        return "/v1/reports", {"params": {"job": ids}}
 
     @staticmethod
     def _save(response: httpx.Response, path: str | Path) -> Path:
@@ -308,9 +318,11 @@ class Client(_Protocol):
         """Save a result table's Parquet file to ``path``."""
         return self._save(self._request("GET", self._results_path(job_id, table)), path)
 
-    def report(self, job_id: str, path: str | Path) -> Path:
-        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
-        return self._save(self._request("GET", f"/v1/jobs/{job_id}/results/report"), path)
+    def report(self, jobs: str | Sequence[str], path: str | Path) -> Path:
+        """Save the HTML report (figures and tables of the metrics) of a completed job, or of several (a sweep run
+        as separate jobs: one page, combining the cells whose prompts agree), to ``path``."""
+        where, options = self._report_request(jobs)
+        return self._save(self._request("GET", where, **options), path)
 
     def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         response = self._request("GET", self._results_path(job_id, table))
@@ -414,8 +426,9 @@ class AsyncClient(_Protocol):
     async def download(self, job_id: str, path: str | Path, *, table: Table = "samples") -> Path:
         return self._save(await self._request("GET", self._results_path(job_id, table)), path)
 
-    async def report(self, job_id: str, path: str | Path) -> Path:
-        return self._save(await self._request("GET", f"/v1/jobs/{job_id}/results/report"), path)
+    async def report(self, jobs: str | Sequence[str], path: str | Path) -> Path:
+        where, options = self._report_request(jobs)
+        return self._save(await self._request("GET", where, **options), path)
 
     async def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         response = await self._request("GET", self._results_path(job_id, table))

@@ -20,12 +20,15 @@ from schemas.spec import (
     JobSpec,
     LawSchoolSpec,
     ModelSpec,
+    ReportSpec,
+    RevisionSpec,
     WinogenderSpec,
 )
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("job", JobSpec),
     ("models[]", ModelSpec),
+    ("models[].revisions[]", RevisionSpec),
     ("benchmarks", BenchmarksSpec),
     ("benchmarks.bbq", BbqSpec),
     ("benchmarks.winogender", WinogenderSpec),
@@ -34,6 +37,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("conditions[].cot", CotTurnsSpec),
     ("cot", CotSamplingSpec),
     ("bootstrap", BootstrapSpec),
+    ("report", ReportSpec),
 )
 
 

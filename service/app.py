@@ -15,7 +15,7 @@ from importlib import metadata
 
 from fastapi import FastAPI
 
-from service.api import health, jobs
+from service.api import health, jobs, reports
 from service.api.body_limit import BodySizeLimit
 from service.api.errors import install_error_handlers
 from service.auth import KeyRing
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
+    app.include_router(reports.router)
     app.include_router(health.router)
     install_console(app)
     return app

@@ -76,11 +76,11 @@ def effect_metric(metric: str) -> str:
     return f"{EFFECT_PREFIX}{metric}"
 
 
-def effect_description(metric_description: str, baseline: str = BASELINE) -> str:
-    """What a ``delta_<metric>`` row means, from the description of ``<metric>``."""
+def effect_description(metric: str, baseline: str = BASELINE) -> str:
+    """What the ``delta_<metric>`` row of ``metric`` means."""
     return (
-        f"Change against {baseline}, paired by item: the metric under the row's condition minus under {baseline}, "
-        f"on the items scored under both (clustered paired bootstrap). The metric: {metric_description}"
+        f"Change of {metric} against {baseline}, paired by item: {metric} under the row's condition minus "
+        f"{metric} under {baseline}, both on the items scored under both conditions (clustered paired bootstrap)."
     )
 
 
