@@ -12,8 +12,9 @@ backend (the SVG canvas), fixed rc settings (``svg.hashsalt``, text as ``<text>`
 metadata, and every element id prefixed with the figure's slug so that several SVGs share one HTML page
 without clashing ids. The same input gives the same bytes. Colours are the Okabe–Ito palette (distinct for
 colour-blind readers), and each condition also has its own marker, so no figure relies on colour alone.
-Elements a test or a reader may want to find carry ids: ``ms-<slug>-line-<i>-<condition>`` (a sweep line),
-``...-band-...`` (its interval band), ``...-points-...`` (an interval plot's markers), ``...-legend-<i>``.
+Elements a test or a reader may want to find carry ids: ``ms-<slug>-p<panel>-line-<i>-<condition>`` (a sweep
+line; ``i`` is the condition's place in the report), ``...-band-...`` (its interval band), ``...-points-...``
+(an interval plot's markers), ``ms-<slug>-legend-<i>`` (a legend entry).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def interval_figure(panels: Sequence[Panel], styles: dict[str, Style], slug: str
     rows = max(len(p.rows) for p in panels)
     height = 0.45 + rows * (0.12 + 0.09 * len(conditions))
     with _figure(len(panels), height) as (figure, axes):
-        for ax, panel in zip(axes, panels, strict=True):
+        for number, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
             present = [c for c in conditions if c in panel.points]
             step = 0.7 / max(len(present), 1)
             for index, condition in enumerate(present):
@@ -167,7 +168,7 @@ def interval_figure(panels: Sequence[Panel], styles: dict[str, Style], slug: str
                 container = ax.errorbar(
                     x, y, xerr=[low, high], fmt=style.marker, color=style.colour, markersize=4.5, capsize=2.5
                 )
-                container.lines[0].set_gid(f"ms-{slug}-points-{index}-{slugify(condition)}")
+                container.lines[0].set_gid(f"ms-{slug}-p{number}-points-{index}-{slugify(condition)}")
             _zero_line(ax, vertical=True)
             ax.set_yticks(range(len(panel.rows)), panel.rows)
             ax.set_ylim(len(panel.rows) - 0.5, -0.5)
@@ -190,7 +191,7 @@ def sweep_figure(
 
     conditions = [c for c in styles if any(c in p.points for p in panels)]
     with _figure(len(panels), 2.6) as (figure, axes):
-        for ax, panel in zip(axes, panels, strict=True):
+        for number, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
             xs: set[float] = set()
             for index, condition in enumerate(conditions):
                 series = sorted(panel.points.get(condition, {}).items())
@@ -206,7 +207,7 @@ def sweep_figure(
                     color=style.colour,
                     alpha=0.18,
                     linewidth=0,
-                    gid=f"ms-{slug}-band-{index}-{slugify(condition)}",
+                    gid=f"ms-{slug}-p{number}-band-{index}-{slugify(condition)}",
                 )
                 ax.plot(
                     x,
@@ -215,7 +216,7 @@ def sweep_figure(
                     marker=style.marker,
                     markersize=4,
                     linewidth=1.5,
-                    gid=f"ms-{slug}-line-{index}-{slugify(condition)}",
+                    gid=f"ms-{slug}-p{number}-line-{index}-{slugify(condition)}",
                 )
             if zero:
                 _zero_line(ax, vertical=False)

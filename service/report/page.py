@@ -62,7 +62,7 @@ class BenchmarkSection:
         self.metrics = metrics
         self.axis = axis
         self.styles = styles
-        self.slug = f"ms-{slugify(benchmark.name)}"
+        self.slug = slugify(benchmark.name)
 
     def _draw(self, panels: list[Panel], slug: str, *, sweep: bool) -> str:
         if sweep and self.axis is not None:
