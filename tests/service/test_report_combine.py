@@ -48,7 +48,9 @@ def test_jobs_with_agreeing_digests_combine_into_one_sweep() -> None:
     assert set(metrics["model"]) == {"smol (job_a)", "smol (job_b)"}
     assert metrics.height == small.metrics.height + large.metrics.height
     page = render_jobs_report([small, large])
-    assert "Combined from jobs" in page and "job_a" in page and "job_b" in page
+    assert "Combined from jobs" in page
+    assert "job_a" in page
+    assert "job_b" in page
     assert '<figure class="sweep headlines" data-benchmark="winogender" data-x="params_b">' in page
     assert 'class="notes"' not in page
 
@@ -91,4 +93,5 @@ def test_a_job_without_digests_or_with_another_confidence_is_not_combined() -> N
     assert "interval plots" not in page  # one model left: no sweep, and no note about one
     # a job alone with a cell is its own reference: nothing to check it against
     only, notes = combined_metrics([old])
-    assert notes == [] and only.height == old.metrics.height
+    assert notes == []
+    assert only.height == old.metrics.height

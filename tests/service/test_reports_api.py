@@ -61,7 +61,8 @@ def test_a_report_of_several_jobs(client: TestClient, tmp_path: Path) -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert "attachment" in response.headers["content-disposition"]
     page = response.text
-    assert f"<code>{small}</code> (size 0.135)" in page and f"<code>{large}</code> (size 1.7)" in page
+    assert f"<code>{small}</code> (size 0.135)" in page
+    assert f"<code>{large}</code> (size 1.7)" in page
     assert '<figure class="sweep headlines" data-benchmark="winogender" data-x="params_b">' in page
 
     # the SDK: several ids → this endpoint; one id → the job's own report.html (not written here: 404)
