@@ -263,6 +263,20 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+EFFECT_DESCRIPTION = (
+    "Paired change against the baseline condition (Q): {metric} under the row's condition minus {metric} under the "
+    "baseline, both on the items scored under both conditions, with a clustered paired bootstrap interval."
+)
+"""What a `delta_<metric>` row means (evals.metrics.effects)."""
+METRIC_DESCRIPTIONS.update(
+    {
+        f"delta_{metric}": EFFECT_DESCRIPTION.format(metric=metric)
+        # the built-in benchmarks' headline metrics (Benchmark.headlines): each has its effect rows
+        for metric in ("bias_ambig", "bias_disambig", "accuracy_ambig", "pearson_r", "parity_difference")
+    }
+)
+
+
 def schema_version_of(schema: pa.Schema) -> str | None:
     """The moralscope schema version stored in a table's metadata, if any."""
     metadata = schema.metadata or {}

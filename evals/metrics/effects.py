@@ -50,6 +50,7 @@ from evals.metrics.common import (
     require_non_null,
 )
 from evals.stats import FloatArray, Statistic
+from schemas.tables import EFFECT_DESCRIPTION
 
 if TYPE_CHECKING:
     from evals.protocol import Benchmark
@@ -76,12 +77,9 @@ def effect_metric(metric: str) -> str:
     return f"{EFFECT_PREFIX}{metric}"
 
 
-def effect_description(metric: str, baseline: str = BASELINE) -> str:
-    """What the ``delta_<metric>`` row of ``metric`` means."""
-    return (
-        f"Change of {metric} against {baseline}, paired by item: {metric} under the row's condition minus "
-        f"{metric} under {baseline}, both on the items scored under both conditions (clustered paired bootstrap)."
-    )
+def effect_description(metric: str) -> str:
+    """What the ``delta_<metric>`` row of ``metric`` means (``schemas.tables.EFFECT_DESCRIPTION``)."""
+    return EFFECT_DESCRIPTION.format(metric=metric)
 
 
 def _keyed(frame: pl.DataFrame) -> pl.DataFrame:

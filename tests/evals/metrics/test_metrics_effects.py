@@ -11,6 +11,7 @@ import pytest
 
 from evals.metrics import compute_metrics
 from schemas.errors import InvalidInputError
+from schemas.tables import METRIC_DESCRIPTIONS
 
 MakeFrame = Callable[[Sequence[dict[str, Any]]], pl.DataFrame]
 MakeRow = Callable[..., dict[str, Any]]
@@ -110,6 +111,7 @@ def test_identical_conditions_give_a_zero_width_interval_at_zero() -> None:
     deltas = _deltas(metrics)
     assert deltas.height == 3 + 2  # three headlines overall, s_AMB in each of two categories
     assert deltas["slice"].to_list().count("Religion") == 1
+    assert set(deltas["metric"]) <= set(METRIC_DESCRIPTIONS)  # each delta name is documented
     for row in deltas.to_dicts():
         # zero up to the rounding of the resampled sums (BLAS may add two equal columns in another order)
         assert [row["value"], row["ci_low"], row["ci_high"]] == pytest.approx([0.0, 0.0, 0.0], abs=1e-12), row
