@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from test_metrics_compute import _unbiased_bbq
 
 from evals.metrics import compute_metrics
 from schemas.errors import InvalidInputError
@@ -77,31 +78,14 @@ def test_bbq_hand_computed_accuracy_with_an_item_missing_on_one_side(
 
 
 def _random_bbq(seed: int, condition: str, templates: int = 30) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    n = templates * 4
-    probs = rng.dirichlet([1.0, 1.0, 1.0], size=n)
-    labels = np.array(["a", "b", "c"])
-    context = np.where(np.arange(n) % 2 == 0, "ambig", "disambig")
-    label_index = np.where(context == "ambig", 2, rng.integers(0, 2, size=n))
-    category = np.where(np.arange(n) < n // 2, "Age", "Religion")
-    return pl.DataFrame(
-        {
-            "model": "m",
-            "model_labels": "{}",
-            "benchmark": "bbq",
-            "condition": condition,
-            "item_id": [f"{category[i]}/{i}" for i in range(n)],
-            "category": category,
-            "cluster": [f"{category[i]}/{i // 4}" for i in range(n)],
-            "chosen": labels[probs.argmax(axis=1)],
-            "bbq_context_condition": context,
-            "bbq_label": labels[label_index],
-            "bbq_unknown": "c",
-            "bbq_biased": "a",
-            "p_correct": probs[np.arange(n), label_index],
-            "p_unknown": probs[:, 2],
-            "p_biased": probs[:, 0],
-        }
+    """test_metrics_compute's unbiased BBQ answers, its first half in category Age, the rest in Religion."""
+    frame = _unbiased_bbq(seed, templates=templates)
+    category = pl.Series(["Age"] * (frame.height // 2) + ["Religion"] * (frame.height - frame.height // 2))
+    return frame.with_columns(
+        condition=pl.lit(condition),
+        category=category,
+        cluster=category + pl.col("cluster").str.replace("^Age", ""),
+        item_id=category + pl.col("item_id").str.replace("^Age", ""),
     )
 
 
