@@ -237,7 +237,8 @@ METRICS_SCHEMA = _schema(
             "baseline",
             pa.string(),
             "`delta_*` rows: the condition this row's condition is compared with (value = metric under `condition` "
-            "− metric under `baseline`, on the items scored under both); empty for every other row.",
+            "− metric under `baseline`, on the items scored under both; n counts those paired items, n_excluded the "
+            "items of either cell left out); empty for every other row.",
             nullable=True,
         ),
     ],
