@@ -19,13 +19,20 @@ import polars as pl
 from evals.protocol import Benchmark
 from service.report.combine import JobResults, combined_metrics, render_jobs_report
 from service.report.page import render_page
+from service.report.tables import FailedCellRow, failed_cells_section
 
 __all__ = ["JobResults", "combined_metrics", "render_jobs_report", "render_page", "render_report"]
 
 
 def render_report(
-    metrics: pl.DataFrame, document: dict[str, Any], benchmarks: Sequence[Benchmark] | None = None
+    metrics: pl.DataFrame,
+    document: dict[str, Any],
+    benchmarks: Sequence[Benchmark] | None = None,
+    *,
+    failed_cells: Sequence[FailedCellRow] = (),
 ) -> str:
     """The HTML page of a job's metrics table and its resolved spec (``spec.json``); ``benchmarks`` are the
-    job's (``evals.benchmarks.job_benchmarks``) in its order, default: those of the spec in ``document``."""
-    return render_jobs_report([JobResults(str(document.get("job_id", "")), metrics, document)], benchmarks)
+    job's (``evals.benchmarks.job_benchmarks``) in its order, default: those of the spec in ``document``;
+    ``failed_cells``: the cells left without metrics (listed after the benchmarks)."""
+    job = JobResults(str(document.get("job_id", "")), metrics, document)
+    return render_jobs_report([job], benchmarks, appendix=failed_cells_section(failed_cells))

@@ -137,9 +137,11 @@ def combined_metrics(jobs: Sequence[JobResults]) -> tuple[pl.DataFrame, list[str
     return pl.concat(frames, how="vertical_relaxed"), notes
 
 
-def render_jobs_report(jobs: Sequence[JobResults], benchmarks: Sequence[Benchmark] | None = None) -> str:
+def render_jobs_report(
+    jobs: Sequence[JobResults], benchmarks: Sequence[Benchmark] | None = None, *, appendix: str = ""
+) -> str:
     """The HTML page of one or several finished jobs; ``benchmarks`` in their order (default: the jobs', from
-    their specs)."""
+    their specs); ``appendix``: HTML after the benchmarks."""
     metrics, notes = combined_metrics(jobs)
     by_name: dict[str, Benchmark] = {}
     for benchmark in benchmarks if benchmarks is not None else (b for job in jobs for b in job.benchmarks()):
@@ -168,4 +170,5 @@ def render_jobs_report(jobs: Sequence[JobResults], benchmarks: Sequence[Benchmar
         documents=[(j.job_id, j.document) for j in jobs],
         report_settings=settings,
         notes=notes,
+        appendix=appendix,
     )

@@ -210,10 +210,12 @@ def render_page(
     documents: Sequence[tuple[str, dict[str, Any]]],
     report_settings: dict[str, Any],
     notes: Sequence[str] = (),
+    appendix: str = "",
 ) -> str:
     """The whole page. ``intro`` is HTML; ``documents`` are (job id, ``spec.json``) for the provenance;
     ``report_settings`` is a spec's ``report`` section (``sweep_label``, ``log_scale``); ``notes`` are shown
-    first (cells that could not be combined, models left out of a sweep)."""
+    first (cells that could not be combined, models left out of a sweep); ``appendix`` (HTML, e.g. the failed
+    cells) comes after the benchmarks."""
     axis, axis_notes = data.choose_sweep(
         data.model_labels(metrics),
         preferred=report_settings.get("sweep_label"),
@@ -232,6 +234,6 @@ def render_page(
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>moralscope · {escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>moralscope report: {escape(title)}</h1>{intro}{notes_html}{body}"
+        f"<h1>moralscope report: {escape(title)}</h1>{intro}{notes_html}{body}{appendix}"
         f"<h2>What produced these numbers</h2>{produced}</body></html>\n"
     )

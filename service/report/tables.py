@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -50,3 +50,31 @@ def provenance(job: str, document: dict[str, Any]) -> str:
         keys = ["dataset", "key", "rows", "sha256"]
         parts.append(table(keys, ([escape(str(d.get(k, "–"))) for k in keys] for d in datasets), len(keys)))
     return "".join(parts)
+
+
+class FailedCellRow(Protocol):
+    """A cell left without metrics because of its error rows (the runner's ``FailedCell``)."""
+
+    model: str
+    benchmark: str
+    condition: str
+    cause: str
+    errors: int
+    rows: int
+
+
+def failed_cells_section(cells: Sequence[FailedCellRow]) -> str:
+    """The "failed cells" section: cells left without metrics because of their error rows."""
+    if not cells:
+        return ""
+    rows = (
+        [escape(c.model), escape(c.benchmark), escape(c.condition), escape(c.cause), f"{c.errors} / {c.rows}"]
+        for c in cells
+    )
+    return (
+        "<h2>Failed cells</h2>"
+        '<p class="note">These cells have more error rows (prompts the engine could not score) than the spec\'s '
+        "<code>max_error_rate</code> allows, so they have no metrics (nor effects); their rows, with each error, "
+        "are in <code>samples.parquet</code>.</p>"
+        + table(["model", "benchmark", "condition", "cause", "error rows"], rows, numeric_from=4)
+    )

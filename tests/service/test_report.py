@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
@@ -140,7 +141,8 @@ def test_one_model_gets_interval_plots_and_a_clean_self_contained_page() -> None
 
 
 def test_the_confidence_level_shown_is_the_datas() -> None:
-    page = render_report(_metrics({"smol": {}}, confidence=0.9), DOCUMENT)
+    metrics = _metrics({"smol": {}}, confidence=0.9)
+    page = render_report(metrics.filter(pl.col("benchmark") == "winogender"), DOCUMENT)
     assert "90% clustered bootstrap intervals" in page
     assert "90% interval" in page
     assert "95%" not in page
@@ -170,6 +172,7 @@ def test_a_two_point_sweep_draws_each_condition_as_a_line_against_the_label() ->
 
 def test_reports_are_reproducible_byte_for_byte() -> None:
     metrics = _metrics({"small": {"params_b": 0.135}, "large": {"params_b": 1.7}})
+    metrics = metrics.filter(pl.col("benchmark") == "winogender")  # one benchmark's figures are enough
     first = render_report(metrics, DOCUMENT)
     assert render_report(metrics, DOCUMENT) == first
     assert not re.search(r"20\d\d-\d\d-\d\d", first)  # no date in the SVG metadata
@@ -207,3 +210,21 @@ def test_a_named_sweep_label_that_does_not_sweep_is_said() -> None:
     axis, _ = choose_sweep({"a": {"params_b": 1}, "b": {"params_b": 2}}, log_scale=True)
     assert axis is not None
     assert axis.log
+
+
+def test_failed_cells_are_listed_after_the_benchmarks() -> None:
+    @dataclass
+    class Failed:
+        model: str = "smol"
+        benchmark: str = "lawschool"
+        condition: str = "<Q+Long>"
+        cause: str = "prompt exceeds 8192 positions"
+        errors: int = 4
+        rows: int = 4
+
+    metrics = _metrics({"smol": {}}, conditions=("Q",)).filter(pl.col("benchmark") == "winogender")
+    page = render_report(metrics, DOCUMENT, failed_cells=[Failed()])
+    assert page.index("<h2>Failed cells</h2>") > page.index('id="benchmark-winogender"')
+    assert "&lt;Q+Long&gt;" in page
+    assert "4 / 4" in page
+    assert "Failed cells" not in render_report(metrics, DOCUMENT)
