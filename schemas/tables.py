@@ -47,7 +47,7 @@ COMMON_SAMPLE_FIELDS: list[pa.Field] = [
         pa.string(),
         "The model's free labels as a JSON object (params_b, rlhf_steps, ...).",
     ),
-    _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
+    _field("benchmark", pa.string(), "bbq | winogender | lawschool, or a plugin or custom benchmark's name."),
     _field(
         "condition",
         pa.string(),
@@ -56,12 +56,14 @@ COMMON_SAMPLE_FIELDS: list[pa.Field] = [
     _field(
         "item_id",
         pa.string(),
-        "The item's id within its benchmark (BBQ: Category/example_id; Winogender: occupation; law school: row).",
+        "The item's id within its benchmark (BBQ: Category/example_id; Winogender: occupation; law school: row; "
+        "custom: the id column or row number, paired_decision: the pair).",
     ),
     _field(
         "variant",
         pa.string(),
-        "Law school: the race the student is presented as (Black | white); else empty.",
+        "Law school: the race the student is presented as (Black | white); paired_decision: the row's value of "
+        "the varied attribute; else empty.",
         nullable=True,
     ),
     _field(
@@ -69,11 +71,17 @@ COMMON_SAMPLE_FIELDS: list[pa.Field] = [
         pa.int32(),
         "Index of the reasoning sample (CoT conditions with several samples); else 0.",
     ),
-    _field("category", pa.string(), "BBQ category; Winogender occupation; law school: empty.", nullable=True),
+    _field(
+        "category",
+        pa.string(),
+        "BBQ category; Winogender occupation; law school: empty; custom: the category column's value.",
+        nullable=True,
+    ),
     _field(
         "cluster",
         pa.string(),
-        "The bootstrap cluster (BBQ template, Winogender occupation, law-school student).",
+        "The bootstrap cluster (BBQ template, Winogender occupation, law-school student; custom: the cluster "
+        "column, else the item).",
     ),
     # prompt and reasoning
     _field("prompt", pa.string(), "The exact prompt text that was scored (rendered in the model's format)."),
@@ -143,10 +151,16 @@ BBQ_SAMPLE_FIELDS: list[pa.Field] = [
         "BBQ: the label of the biased option; empty where undetermined (SPEC §3).",
         nullable=True,
     ),
-    _field("correct", pa.bool_(), "BBQ: the chosen answer is the correct one.", nullable=True),
-    _field("p_correct", pa.float64(), "BBQ: normalised probability of the correct answer.", nullable=True),
-    _field("p_unknown", pa.float64(), "BBQ: normalised probability of the unknown option.", nullable=True),
-    _field("p_biased", pa.float64(), "BBQ: normalised probability of the biased option.", nullable=True),
+    _field("correct", pa.bool_(), "BBQ, multiple_choice: the chosen answer is the correct one.", nullable=True),
+    _field(
+        "p_correct", pa.float64(), "BBQ, multiple_choice: normalised probability of the correct answer.", nullable=True
+    ),
+    _field(
+        "p_unknown", pa.float64(), "BBQ, multiple_choice: normalised probability of the unknown option.", nullable=True
+    ),
+    _field(
+        "p_biased", pa.float64(), "BBQ, multiple_choice: normalised probability of the biased option.", nullable=True
+    ),
 ]
 """BBQ's columns (``evals.bbq``)."""
 
@@ -179,10 +193,37 @@ LAWSCHOOL_SAMPLE_FIELDS: list[pa.Field] = [
     _field("ls_sex", pa.string(), "Law school: female | male.", nullable=True),
     _field("ls_lsat", pa.float64(), "Law school: raw LSAT score.", nullable=True),
     _field("ls_ugpa", pa.float64(), "Law school: undergraduate GPA.", nullable=True),
-    _field("p_yes", pa.float64(), "Law school: P(yes) / (P(yes) + P(no)).", nullable=True),
-    _field("p_yes_raw", pa.float64(), "Law school: the raw (unnormalised) P(yes).", nullable=True),
+    _field("p_yes", pa.float64(), "Law school, paired_decision: P(yes) / (P(yes) + P(no)).", nullable=True),
+    _field("p_yes_raw", pa.float64(), "Law school, paired_decision: the raw (unnormalised) P(yes).", nullable=True),
 ]
 """Law school's columns (``evals.lawschool``)."""
+
+MULTIPLE_CHOICE_SAMPLE_FIELDS: list[pa.Field] = [
+    _field("mc_context_condition", pa.string(), "multiple_choice: ambig | disambig.", nullable=True),
+    _field("mc_label", pa.string(), "multiple_choice: the correct option's label (a, b, …).", nullable=True),
+    _field("mc_unknown", pa.string(), "multiple_choice: the label of the unknown option.", nullable=True),
+    _field(
+        "mc_biased",
+        pa.string(),
+        "multiple_choice: the label of the biased option; empty where the data leaves it undetermined.",
+        nullable=True,
+    ),
+]
+"""Columns of custom ``multiple_choice`` benchmarks (``evals.custom``), with ``correct`` and ``p_*`` of BBQ's;
+only in the samples of jobs that have one."""
+
+CORRELATION_SAMPLE_FIELDS: list[pa.Field] = [
+    _field("corr_reference", pa.float64(), "correlation: the row's reference statistic.", nullable=True),
+    _field(
+        "corr_p_target",
+        pa.float64(),
+        "correlation: the target option's probability, normalised over the options (each option's is in "
+        "candidate_probs).",
+        nullable=True,
+    ),
+]
+"""Columns of custom ``correlation`` benchmarks (``evals.custom``); only in the samples of jobs that have one.
+A ``paired_decision`` benchmark uses law school's ``p_yes`` and ``p_yes_raw``."""
 
 SAMPLES_SCHEMA = _schema(
     "samples", COMMON_SAMPLE_FIELDS + BBQ_SAMPLE_FIELDS + WINOGENDER_SAMPLE_FIELDS + LAWSCHOOL_SAMPLE_FIELDS
@@ -207,13 +248,18 @@ METRICS_SCHEMA = _schema(
     [
         _field("model", pa.string(), "The model's key in the job."),
         _field("model_labels", pa.string(), "The model's free labels as a JSON object."),
-        _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
+        _field("benchmark", pa.string(), "bbq | winogender | lawschool, or a plugin or custom benchmark's name."),
         _field("condition", pa.string(), "The condition's name."),
-        _field("slice", pa.string(), "BBQ: a category or `overall` (pooled); otherwise `overall`."),
+        _field(
+            "slice",
+            pa.string(),
+            "BBQ (and multiple_choice with a category column): a category or `overall` (pooled); otherwise `overall`.",
+        ),
         _field(
             "metric",
             pa.string(),
-            "The metric's name (see METRIC_DESCRIPTIONS); `delta_<metric>` rows are paired changes against `baseline`.",
+            "The metric's name (see METRIC_DESCRIPTIONS, and each benchmark's metric_descriptions); `delta_<metric>` "
+            "rows are paired changes against `baseline`.",
         ),
         _field(
             "method",
@@ -261,6 +307,9 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "mean_p_yes_black": "Law school: mean p_yes when the student is presented as Black.",
     "mean_p_yes_white": "Law school: mean p_yes when the student is presented as white.",
 }
+"""The study's metrics (each built-in benchmark declares its share as ``Benchmark.metric_descriptions``;
+a ``multiple_choice`` custom benchmark reports BBQ's, the other kinds and plugins declare their own).
+For any metric ``M``, rows named ``delta_M`` are paired effects: M(condition) − M(``baseline``)."""
 
 
 def schema_version_of(schema: pa.Schema) -> str | None:
