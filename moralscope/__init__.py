@@ -16,6 +16,7 @@ from schemas.errors import (
 )
 from schemas.jobs import JobList, JobState, JobView
 from schemas.spec import JobSpec
+from schemas.uploads import UploadView
 
 __all__ = [
     "AsyncClient",
@@ -31,4 +32,5 @@ __all__ = [
     "MoralscopeError",
     "NotFoundError",
     "UnavailableError",
+    "UploadView",
 ]

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moralscope.specfile import read_spec_data
+from moralscope.specfile import local_data_files, read_spec_data, with_uploaded_data
 from schemas.errors import (
     AuthError,
     InvalidInputError,
@@ -37,6 +37,7 @@ from schemas.errors import (
 )
 from schemas.jobs import JobEvent, JobList, JobState, JobView
 from schemas.spec import JobSpec
+from schemas.uploads import UploadView
 
 Table = Literal["samples", "metrics"]
 SpecSource = JobSpec | dict[str, Any] | str | Path
@@ -108,6 +109,22 @@ class _Protocol:
         else:
             body = read_spec_data(spec)
         return body, {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+
+    @staticmethod
+    def _local_data(body: dict[str, Any], spec: SpecSource) -> dict[int, Path]:
+        """The custom benchmarks' data files on this machine (relative to a spec file's folder), to upload."""
+        base = Path(spec).parent if isinstance(spec, str | Path) else Path.cwd()
+        return local_data_files(body, base)
+
+    @staticmethod
+    def _upload_request(path: str | Path, fmt: str | None) -> dict[str, Any]:
+        path = Path(path)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read data file {path}: {exc.strerror or exc}") from exc
+        params = {"filename": path.name, **({"format": fmt} if fmt else {})}
+        return {"params": params, "content": content, "headers": {"Content-Type": "application/octet-stream"}}
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:
@@ -240,9 +257,16 @@ class Client(_Protocol):
         """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
         return dict(self._request("GET", "/healthz").json())
 
+    def upload(self, path: str | Path, *, format: str | None = None) -> UploadView:
+        """Upload a data file for a custom benchmark; name the returned ``ref`` as its ``data``."""
+        response = self._request("POST", "/v1/uploads", **self._upload_request(path, format))
+        return UploadView.model_validate_json(response.content)
+
     def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
-        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path)."""
+        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); local custom data files are uploaded."""
         body, headers = self._submission(spec, idempotency_key)
+        if local := self._local_data(body, spec):
+            body = with_uploaded_data(body, {index: self.upload(path) for index, path in local.items()})
         return JobView.model_validate_json(self._request("POST", "/v1/jobs", json=body, headers=headers).content)
 
     def get(self, job_id: str) -> JobView:
@@ -366,8 +390,14 @@ class AsyncClient(_Protocol):
     async def health(self) -> dict[str, Any]:
         return dict((await self._request("GET", "/healthz")).json())
 
+    async def upload(self, path: str | Path, *, format: str | None = None) -> UploadView:
+        response = await self._request("POST", "/v1/uploads", **self._upload_request(path, format))
+        return UploadView.model_validate_json(response.content)
+
     async def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
         body, headers = self._submission(spec, idempotency_key)
+        if local := self._local_data(body, spec):
+            body = with_uploaded_data(body, {index: await self.upload(path) for index, path in local.items()})
         response = await self._request("POST", "/v1/jobs", json=body, headers=headers)
         return JobView.model_validate_json(response.content)
 
