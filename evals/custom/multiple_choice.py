@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from evals.bbq import answer_columns
 from evals.conditions import BBQ_COT_ANSWER_PREFIX, BBQ_COT_FOLLOW_UP
 from evals.custom.base import CustomBenchmark, CustomItem
 from evals.custom.files import DataFile, DataRow
@@ -155,10 +156,7 @@ class MultipleChoiceBenchmark(CustomBenchmark):
             "mc_label": label,
             "mc_unknown": unknown_label,
             "mc_biased": biased_label,
-            "correct": scores.chosen == label if scores else None,
-            "p_correct": scores.prob(label) if scores else None,
-            "p_unknown": scores.prob(unknown_label) if scores else None,
-            "p_biased": scores.prob(biased_label) if scores and biased_label is not None else None,
+            **answer_columns(scores, label=label, unknown=unknown_label, biased=biased_label),
         }
 
     def _as_bbq(self, samples: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
