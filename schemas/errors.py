@@ -10,6 +10,7 @@
     ├── EngineFailure                    engine_error    500   1   inference failed (after retries)
     ├── NotFoundError                    not_found       404   1   no such job (or not yours)
     ├── AuthError                        unauthorized    401   1   missing or wrong API key
+    │   └── ForbiddenError               forbidden       403   1   a cross-site or CSRF-less form/cookie request
     ├── JobFailed                        job_failed      —     1   the job ended failed (SDK, CLI)
     └── UnavailableError                 unavailable     503   3   the server, Ray or a dependency cannot be reached
 
@@ -93,6 +94,11 @@ class NotFoundError(MoralscopeError, LookupError):
 class AuthError(MoralscopeError):
     code = "unauthorized"
     http_status = 401
+
+
+class ForbiddenError(AuthError):
+    code = "forbidden"
+    http_status = 403
 
 
 class JobFailed(MoralscopeError):

@@ -67,6 +67,16 @@ class Settings(BaseSettings):
         default_factory=list, description="API keys, comma-separated. With keys, every /v1 call needs one."
     )
     api_keys_file: Path | None = Field(None, description="A file with one API key per line (a mounted Secret).")
+    session_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description=(
+            "Signs the web console's session cookies (16+ characters). Unset: a random secret per process, so "
+            "console logins end when the server restarts and are not shared by replicas; set it from a Secret "
+            "when several API replicas serve one address."
+        ),
+    )
+    session_max_age: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a web console login lasts.")
 
     # what a job may read (the operator's: see service.access)
     allowed_local_roots: Annotated[list[Path], NoDecode] = Field(
