@@ -15,6 +15,10 @@
    them, else ``.bin``); the resolved commit is recorded as ``revision``. Offline (``download=False`` or
    ``HF_HUB_OFFLINE=1``) only that cache is used.
 
+For jobs submitted over the API the order is by syntax alone (:func:`model_name_kind`,
+``any_local_folder=False``): only a name written as a path is a folder, so ``org/name`` is always a Hub id
+(which server paths a job may name is ``service.access``'s rule).
+
 The fingerprint of a local or Hub model (:func:`weights_fingerprint`) is cheap and stable: a sha256 over
 each weight file's name, size, safetensors header (dtypes, shapes, offsets) and 16 evenly spaced 64 KiB
 samples of its bytes. The samples make two checkpoints of the same architecture (e.g. RLHF steps 50 and

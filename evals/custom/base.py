@@ -60,6 +60,8 @@ class CustomBenchmark(Benchmark):
     """None: the plain question again (as Winogender does)."""
     default_cot_answer_prefix: ClassVar[str | None] = None
     """None: the answer prefix."""
+    rows_per_item: ClassVar[int] = 1
+    """Data rows one unit of ``limit`` selects (a pair: 2)."""
 
     def __init__(self, spec: AnyCustomSpec, data: DataAccess | None, *, index: int = 0) -> None:
         self.spec = spec
@@ -173,7 +175,13 @@ class CustomBenchmark(Benchmark):
         return self._items
 
     def planned_items(self, spec: Any = None) -> int:
-        return self.spec.rows if self.spec.rows is not None else len(self.load_items())
+        """The rows pinned in the spec (at submission); else the data is read — or, where it cannot be
+        (no data access, e.g. a view of a job stored without pinning), ``limit`` (0 without one)."""
+        if self.spec.rows is not None:
+            return self.spec.rows
+        if self.data is None:
+            return (self.spec.limit or 0) * self.rows_per_item
+        return len(self.load_items())
 
     def data_files(self, spec: Any = None, sources: DatasetSources | None = None) -> list[dict[str, Any]]:
         items = self.load_items()

@@ -47,6 +47,7 @@ class PairedDecisionBenchmark(CustomBenchmark):
     kind = "paired_decision"
     default_answer_prefix = LAWSCHOOL_ANSWER_PREFIX
     default_follow_up = LAWSCHOOL_COT_FOLLOW_UP
+    rows_per_item = 2
     columns = tuple(f for f in LAWSCHOOL_SAMPLE_FIELDS if f.name in _SHARED)
     score_columns = _SHARED
     headlines = (Headline("parity_difference", "bootstrap", "parity difference"),)
@@ -113,7 +114,7 @@ class PairedDecisionBenchmark(CustomBenchmark):
                 )
             ordered += [first, second]
         limit = spec.limit
-        return ordered[: 2 * limit] if limit is not None else ordered
+        return ordered[: self.rows_per_item * limit] if limit is not None else ordered
 
     def sample_columns(self, prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
         return yes_probabilities(scores)
