@@ -6,6 +6,8 @@ candidates, columns, metrics, headlines). The study's three are modules of that 
 the ``moralscope.benchmarks`` entry point group. :mod:`evals.benchmarks` is the registry:
 :func:`get_benchmark` by name, :func:`job_benchmarks` for a job spec. Pure Python: no torch, Ray or web
 server is imported here.
+
+Dataset files are pinned, found, verified and downloaded by :mod:`evals.datasets`.
 """
 
 from evals.bbq import BbqItem

@@ -50,6 +50,8 @@ class MoralscopeError(Exception):
     code = "error"
     http_status = 500
     exit_code = 1
+    retry_after: float | None = None
+    """Seconds the server asked to wait before trying again (its ``Retry-After`` header), when it said."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
