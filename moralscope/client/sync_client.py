@@ -18,6 +18,7 @@ from moralscope.client.core import SpecSource, Table
 from moralscope.client.errors import error_from_response, raise_for_status, unreachable
 from moralscope.client.retrying import RetryPolicy
 from schemas.jobs import JobEvent, JobList, JobState, JobView
+from schemas.uploads import UploadView
 
 T = TypeVar("T")
 
@@ -110,8 +111,15 @@ class Client:
         """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
         return self._run(core.health())
 
+    def upload(self, path: str | Path, *, format: str | None = None) -> UploadView:
+        """Upload a data file for a custom benchmark; name the returned ``ref`` as its ``data``."""
+        return self._run(core.upload(path, fmt=format))
+
     def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
-        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key)."""
+        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key).
+
+        A custom benchmark's data file on this machine is uploaded first (``upload``) and named by its ref.
+        """
         return self._run(core.submit(spec, idempotency_key=idempotency_key))
 
     def get(self, job_id: str) -> JobView:
