@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Query, Response
 
 from service import jobs
 from service.api.deps import PrincipalDep, StoreDep
@@ -27,9 +26,12 @@ JobIds = Annotated[
 @router.get(
     "",
     summary="One report from several finished jobs (where their prompts agree)",
-    response_class=HTMLResponse,
+    response_class=Response,
     responses={200: {"content": {"text/html": {}}, "description": "report.html"}},
 )
-def combined_report(job_ids: JobIds, store: StoreDep, principal: PrincipalDep) -> HTMLResponse:
+def combined_report(job_ids: JobIds, store: StoreDep, principal: PrincipalDep) -> Response:
     page = jobs.combined_report(store=store, principal=principal, job_ids=job_ids)
-    return HTMLResponse(page, headers={"Content-Disposition": 'attachment; filename="moralscope-report.html"'})
+    # response_class stays the plain Response so the error responses keep their JSON content type in OpenAPI
+    return Response(
+        page, media_type="text/html", headers={"Content-Disposition": 'attachment; filename="moralscope-report.html"'}
+    )
