@@ -39,7 +39,17 @@ from schemas.errors import InvalidInputError
 from schemas.spec import BBQ_CATEGORIES, BbqSpec
 from schemas.tables import BBQ_SAMPLE_FIELDS, METRIC_DESCRIPTIONS
 
-__all__ = ["BBQ", "BbqItem", "candidates", "load_items", "parse_row", "read_category", "render", "sample_columns"]
+__all__ = [
+    "BBQ",
+    "BbqItem",
+    "answer_columns",
+    "candidates",
+    "load_items",
+    "parse_row",
+    "read_category",
+    "render",
+    "sample_columns",
+]
 
 BENCHMARK = "bbq"
 LABELS: tuple[str, str, str] = ("a", "b", "c")
@@ -141,6 +151,14 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str,
         "bbq_label": label,
         "bbq_unknown": unknown,
         "bbq_biased": biased,
+        **answer_columns(scores, label=label, unknown=unknown, biased=biased),
+    }
+
+
+def answer_columns(scores: AnswerScores | None, *, label: str, unknown: str, biased: str | None) -> dict[str, Any]:
+    """``correct``, ``p_correct``, ``p_unknown``, ``p_biased`` of a multiple-choice answer (BBQ's, and custom
+    ``multiple_choice`` benchmarks'); null on an error row, ``p_biased`` also where the option is undetermined."""
+    return {
         "correct": scores.chosen == label if scores else None,
         "p_correct": scores.prob(label) if scores else None,
         "p_unknown": scores.prob(unknown) if scores else None,

@@ -1,9 +1,10 @@
 """The benchmark registry, and the plan of a job's prompts.
 
-Benchmarks (:class:`evals.protocol.Benchmark`) come from two places:
+Benchmarks (:class:`evals.protocol.Benchmark`) come from three places:
 
 - the study's three, built in: :data:`evals.bbq.BBQ`, :data:`evals.winogender.WINOGENDER`,
   :data:`evals.lawschool.LAWSCHOOL`;
+- a job's own benchmarks over data files (``benchmarks.custom``): :mod:`evals.custom`;
 - installed packages, through the ``moralscope.benchmarks`` entry point group: each entry point's name is
   the benchmark's name and its object a ``Benchmark`` instance (or a class to instantiate). A package
   declares it in its ``pyproject.toml``::
@@ -33,6 +34,7 @@ import pyarrow as pa
 
 from evals.bbq import BBQ
 from evals.conditions import conditions_for
+from evals.custom import DataAccess, custom_benchmark
 from evals.datasets import DatasetSources
 from evals.lawschool import LAWSCHOOL
 from evals.prompts import EvalPrompt
@@ -155,22 +157,30 @@ class SelectedBenchmark:
         return self.benchmark.name
 
 
-def job_benchmarks(job: JobSpec) -> list[SelectedBenchmark]:
+def job_benchmarks(job: JobSpec, data: DataAccess | None = None) -> list[SelectedBenchmark]:
     """The job's benchmarks in the order results list them, each with its validated settings.
 
-    Raises InvalidInputError naming ``benchmarks.<name>[.<field>]`` for a plugin that is not installed, cannot
-    be loaded, or whose settings are invalid.
+    Custom benchmarks read their data files through ``data`` when their items are first needed (None: they
+    cannot read any; what is pinned in the spec still plans them). Raises InvalidInputError naming
+    ``benchmarks.<name>[.<field>]`` for a plugin that is not installed, cannot be loaded, or whose
+    settings are invalid, and for a custom benchmark named like an installed plugin.
     """
     selected = []
     plugins = job.benchmarks.plugins
     for name in job.benchmarks.selected:
         if name in _BUILTIN:
             selected.append(SelectedBenchmark(_BUILTIN[name], getattr(job.benchmarks, name)))
-        else:
+        elif name in plugins:
             benchmark = get_benchmark(name)
-            selected.append(
-                SelectedBenchmark(benchmark, benchmark.validate_spec(plugins[name], field=f"benchmarks.{name}"))
+            settings = benchmark.validate_spec(plugins[name], field=f"benchmarks.{name}")
+            selected.append(SelectedBenchmark(benchmark, settings))
+    for index, entry in enumerate(job.benchmarks.custom):
+        if entry.name in _plugin_entry_points():
+            raise InvalidInputError(
+                f"custom benchmark {entry.name!r} has the name of an installed plugin benchmark; choose another name",
+                field=f"benchmarks.custom.{index}.name",
             )
+        selected.append(SelectedBenchmark(custom_benchmark(entry, data, index=index), entry))
     return selected
 
 
@@ -204,9 +214,11 @@ def benchmark_prompts(
     }
 
 
-def plan_prompts(job: JobSpec, benchmark: str, sources: DatasetSources) -> dict[str, list[EvalPrompt]]:
+def plan_prompts(
+    job: JobSpec, benchmark: str, sources: DatasetSources, data: DataAccess | None = None
+) -> dict[str, list[EvalPrompt]]:
     """:func:`benchmark_prompts` of the job's benchmark called ``benchmark`` (empty if the job lacks it)."""
-    for selected in job_benchmarks(job):
+    for selected in job_benchmarks(job, data):
         if selected.name == benchmark:
             return benchmark_prompts(job, selected, sources)
     return {}

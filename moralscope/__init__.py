@@ -17,6 +17,7 @@ from schemas.errors import (
 )
 from schemas.jobs import JobList, JobState, JobView
 from schemas.spec import JobSpec
+from schemas.uploads import UploadView
 
 __all__ = [
     "AsyncClient",
@@ -32,4 +33,5 @@ __all__ = [
     "MoralscopeError",
     "NotFoundError",
     "UnavailableError",
+    "UploadView",
 ]

@@ -1,15 +1,16 @@
 """The ``benchmarks`` part of a job spec: which benchmarks run, and each one's settings.
 
-Two kinds of benchmark can be selected:
+Three kinds of benchmark can be selected:
 
 - the **built-in** ones (``bbq``, ``winogender``, ``lawschool``), each a typed field whose model is here;
+- **custom** benchmarks over a user's data file (``benchmarks.custom``, :mod:`schemas.custom`);
 - **plugin** benchmarks, provided by installed packages through the ``moralscope.benchmarks`` entry point
   group and selected by their name as an extra key (``benchmarks: {toxicity_probe: {...}}``). This module
   only checks the key's shape and that its value is a mapping: the settings are validated against the
   plugin's own spec model by ``evals.benchmarks`` when a server or CLI that has the plugin installed
   loads the spec (at submission), so an unknown key is an error there, never silently ignored;
 
-No I/O here: plugins are looked at by ``evals``.
+No I/O here: plugins and data files are looked at by ``evals``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.custom import CustomBenchmarkSpec
 
 BUILTIN_BENCHMARKS: tuple[str, ...] = ("bbq", "winogender", "lawschool")
 """The study's three benchmarks, in the order results list them."""
@@ -132,6 +135,12 @@ class BenchmarksSpec(BaseModel):
         None, description="Law-school settings (`{}` for all 21,791); omit to skip."
     )
 
+    custom: list[CustomBenchmarkSpec] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Benchmarks over your own data files (JSONL, CSV or Parquet); see `benchmarks.custom[]`.",
+    )
+
     @model_validator(mode="after")
     def _names(self) -> BenchmarksSpec:
         for key, value in self.plugins.items():
@@ -145,8 +154,15 @@ class BenchmarksSpec(BaseModel):
                     f"benchmarks.{key}: a plugin benchmark's settings must be a mapping ({{}} for its defaults), "
                     f"got {type(value).__name__}"
                 )
+        names = [entry.name for entry in self.custom]
+        taken = [n for n in names if n in self.plugins]
+        if taken:
+            raise ValueError(f"custom benchmark {taken[0]!r} has the name of a plugin benchmark this job selects")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"custom benchmark names must be unique, got {repeated[0]!r} more than once")
         if not self.selected:
-            raise ValueError("select at least one benchmark: bbq, winogender, lawschool or a plugin benchmark")
+            raise ValueError("select at least one benchmark: bbq, winogender, lawschool, a plugin or a custom one")
         return self
 
     @property
@@ -156,6 +172,6 @@ class BenchmarksSpec(BaseModel):
 
     @property
     def selected(self) -> tuple[str, ...]:
-        """Selected benchmark names in the order results list them: built-in, then plugins (by name)."""
+        """Selected benchmark names in the order results list them: built-in, plugins (by name), custom."""
         builtin = tuple(name for name in BUILTIN_BENCHMARKS if getattr(self, name) is not None)
-        return builtin + tuple(sorted(self.plugins))
+        return builtin + tuple(sorted(self.plugins)) + tuple(entry.name for entry in self.custom)

@@ -25,7 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 # Segments pydantic adds to an error location for union members and tagged unions; they are not fields.
-_UNION_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict", "builtin", "defined"})
+_UNION_TAGS = frozenset(
+    {"str", "int", "float", "bool", "none", "list", "dict", "builtin", "defined"}
+    | {"multiple_choice", "paired_decision", "correlation"}  # the kinds of a custom benchmark (schemas.custom)
+)
 
 
 def field_path(location: Sequence[Any]) -> str | None:

@@ -15,7 +15,7 @@ from importlib import metadata
 
 from fastapi import FastAPI
 
-from service.api import health, jobs
+from service.api import health, jobs, reports, uploads
 from service.api.body_limit import BodySizeLimit
 from service.api.errors import install_error_handlers
 from service.auth import KeyRing
@@ -31,6 +31,7 @@ Batch evaluation of moral self-correction in language models (Ganguli et al. 202
 law-school admissions under the conditions Q, Q+IF, Q+IF+CoT and Q+MatchStats.
 
 Submit a job spec, follow it (`/v1/jobs/{id}/events`), download `samples.parquet` and `metrics.parquet`.
+Custom benchmarks over your own data: upload the file (`POST /v1/uploads`) and name its `ref` in the spec.
 With API keys configured, every `/v1` call needs `Authorization: Bearer <key>` (or the web console's
 session cookie). Errors are `{"error": {"code", "message", "field"}}`. The web console is at `/`.
 """
@@ -79,8 +80,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     app.state.metrics_registry = make_registry(store)
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, streamed_paths=frozenset({"/v1/uploads"}))
     app.include_router(jobs.router)
+    app.include_router(reports.router)
+    app.include_router(uploads.router)
     app.include_router(health.router)
     install_console(app)
     return app

@@ -104,6 +104,32 @@ class Settings(BaseSettings):
     )
     session_max_age: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a web console login lasts.")
 
+    # what a job may read (the operator's: see service.access)
+    allowed_local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders (comma-separated) under which a job submitted over the API may name server paths: model "
+            "folders and custom benchmark data files. Default: none (every server path is refused)."
+        ),
+    )
+    allowed_uri_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "URI prefixes (comma-separated, e.g. s3://team-bucket/benchmarks/) a job submitted over the API may read "
+            "custom data from, with the service's credentials. Default: none."
+        ),
+    )
+    unrestricted_paths: bool = Field(
+        False,
+        description=(
+            "Trust every path and URI in a spec (what `moralscope run` does for the user's own specs on the user's "
+            "machine). Never set it on a shared server."
+        ),
+    )
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest data file accepted by POST /v1/uploads (and read for a job)."
+    )
+
     # limits
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body.")
     max_items_per_job: int = Field(2_000_000, ge=1, description="Most prompts (rows) one job may plan.")
@@ -119,11 +145,11 @@ class Settings(BaseSettings):
             raise ValueError(f"store_url must be sqlite:///path or postgresql://..., got {scheme!r}")
         return value or None
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_local_roots", "allowed_uri_prefixes", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     def all_api_keys(self) -> list[str]:

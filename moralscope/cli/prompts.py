@@ -15,15 +15,17 @@ from schemas.errors import InvalidInputError, UnavailableError
 def _benchmark(name: str, job: Any) -> Any:
     """The benchmark called ``name`` and its settings: the job's (with --spec) or a registered one's defaults."""
     from evals.benchmarks import SelectedBenchmark, get_benchmark, job_benchmarks
+    from evals.custom import LOCAL_ACCESS
 
     if job is not None:
-        for selected in job_benchmarks(job):
+        for selected in job_benchmarks(job, LOCAL_ACCESS):
             if selected.name == name:
                 return selected
-        if name not in job.benchmarks.selected:
-            benchmark = get_benchmark(name)
-            return SelectedBenchmark(benchmark, benchmark.spec_model())
-    benchmark = get_benchmark(name)
+    try:
+        benchmark = get_benchmark(name)
+    except InvalidInputError as exc:
+        hint = "; a custom benchmark is previewed with the job spec that defines it (--spec)" if job is None else ""
+        raise InvalidInputError(f"{exc.message}{hint}", field="benchmark") from None
     return SelectedBenchmark(benchmark, benchmark.spec_model())
 
 

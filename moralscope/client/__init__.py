@@ -1,6 +1,6 @@
 """The Python SDK: ``Client`` and ``AsyncClient`` for the moralscope REST API.
 
-Shaped like httpx, and written once for both: every operation (submit, get, list, cancel, wait with its
+Shaped like httpx, and written once for both: every operation (upload, submit, get, list, cancel, wait with its
 progress bar, events, results, download, report, health) is a sans-I/O generator in
 :mod:`~moralscope.client.core` that yields :mod:`~moralscope.client.steps`; :class:`Client` (:mod:`~moralscope.client.sync_client`) and
 :class:`AsyncClient` (:mod:`~moralscope.client.async_client`) only perform its steps — send a request,

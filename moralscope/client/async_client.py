@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from moralscope.client.core import SpecSource, Table
 from moralscope.client.errors import error_from_response, raise_for_status, unreachable
 from moralscope.client.retrying import RetryPolicy
 from schemas.jobs import JobEvent, JobList, JobState, JobView
+from schemas.uploads import UploadView
 
 T = TypeVar("T")
 
@@ -107,8 +108,15 @@ class AsyncClient:
         """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
         return await self._run(core.health())
 
+    async def upload(self, path: str | Path, *, format: str | None = None) -> UploadView:
+        """Upload a data file for a custom benchmark; name the returned ``ref`` as its ``data``."""
+        return await self._run(core.upload(path, fmt=format))
+
     async def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
-        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key)."""
+        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key).
+
+        A custom benchmark's data file on this machine is uploaded first (``upload``) and named by its ref.
+        """
         return await self._run(core.submit(spec, idempotency_key=idempotency_key))
 
     async def get(self, job_id: str) -> JobView:
@@ -150,9 +158,10 @@ class AsyncClient:
         """Save a result table's Parquet file to ``path``."""
         return await self._run(core.download(job_id, path, table=table))
 
-    async def report(self, job_id: str, path: str | Path) -> Path:
-        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
-        return await self._run(core.report(job_id, path))
+    async def report(self, jobs: str | Sequence[str], path: str | Path) -> Path:
+        """Save the HTML report (figures and tables of the metrics) of a completed job, or one page of several
+        (a sweep run as separate jobs: the cells whose prompts agree are combined), to ``path``."""
+        return await self._run(core.report(jobs, path))
 
     async def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         """A result table as a pyarrow Table."""

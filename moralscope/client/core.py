@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -28,10 +28,11 @@ import pyarrow.parquet as pq
 
 from moralscope.client.progress import ProgressBar
 from moralscope.client.steps import STREAM_IDLE_SECONDS, Call, Follow, Operation, Pause
-from moralscope.specfile import read_spec_data
+from moralscope.specfile import local_data_files, read_spec_data, with_uploaded_data
 from schemas.errors import InvalidInputError, JobFailed, UnavailableError
 from schemas.jobs import JobEvent, JobList, JobState, JobView
 from schemas.spec import JobSpec
+from schemas.uploads import UploadView
 
 T = TypeVar("T")
 Table = Literal["samples", "metrics"]
@@ -85,14 +86,37 @@ def health() -> Operation[dict[str, Any]]:
     return dict(response.json())
 
 
+def upload(path: str | Path, *, fmt: str | None = None) -> Operation[UploadView]:
+    """Upload a custom benchmark's data file; its ``ref`` names it in a spec."""
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read data file {path}: {exc.strerror or exc}", field="data") from exc
+    params = {"filename": path.name, **({"format": fmt} if fmt else {})}
+    headers = {"Content-Type": "application/octet-stream"}
+    response = yield Call("POST", "/v1/uploads", params=params, content=content, headers=headers)
+    return UploadView.model_validate_json(response.content)
+
+
 def submit(spec: SpecSource, *, idempotency_key: str | None = None) -> Operation[JobView]:
-    """The server validates the spec and names any bad field; the key is kept across retries."""
+    """The server validates the spec and names any bad field; the key is kept across retries.
+
+    Custom benchmarks' data files on this machine (relative paths: from the spec file's folder) are uploaded
+    first and named by their upload reference.
+    """
     if isinstance(spec, JobSpec):
         body = spec.model_dump(mode="json", exclude_unset=True)
     elif isinstance(spec, dict):
         body = spec
     else:
         body = read_spec_data(spec)
+    local = local_data_files(body, Path(spec).parent if isinstance(spec, str | Path) else Path.cwd())
+    if local:
+        uploads = {}
+        for index, path in local.items():
+            uploads[index] = yield from upload(path)
+        body = with_uploaded_data(body, uploads)
     headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
     response = yield Call("POST", "/v1/jobs", json=body, headers=headers)
     return JobView.model_validate_json(response.content)
@@ -193,8 +217,16 @@ def download(job_id: str, path: str | Path, *, table: Table = "samples") -> Oper
     return _save(response, path)
 
 
-def report(job_id: str, path: str | Path) -> Operation[Path]:
-    response = yield Call("GET", f"/v1/jobs/{job_id}/results/report")
+def report(jobs: str | Sequence[str], path: str | Path) -> Operation[Path]:
+    """One job's report.html, or one page of several jobs (``GET /v1/reports``: the server combines the cells
+    whose prompts agree)."""
+    ids = [jobs] if isinstance(jobs, str) else list(jobs)
+    if not ids:
+        raise InvalidInputError("name at least one job", field="job")
+    if len(ids) == 1:
+        response = yield Call("GET", f"/v1/jobs/{ids[0]}/results/report")
+    else:
+        response = yield Call("GET", "/v1/reports", params={"job": ids})
     return _save(response, path)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from moralscope.client.core import SpecSource, Table
 from moralscope.client.errors import error_from_response, raise_for_status, unreachable
 from moralscope.client.retrying import RetryPolicy
 from schemas.jobs import JobEvent, JobList, JobState, JobView
+from schemas.uploads import UploadView
 
 T = TypeVar("T")
 
@@ -110,8 +111,15 @@ class Client:
         """The server's liveness answer (``GET /healthz``); raises UnavailableError when unreachable."""
         return self._run(core.health())
 
+    def upload(self, path: str | Path, *, format: str | None = None) -> UploadView:
+        """Upload a data file for a custom benchmark; name the returned ``ref`` as its ``data``."""
+        return self._run(core.upload(path, fmt=format))
+
     def submit(self, spec: SpecSource, *, idempotency_key: str | None = None) -> JobView:
-        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key)."""
+        """Submit a job (a JobSpec, a dict, or a YAML/JSON file path); retried safely (Idempotency-Key).
+
+        A custom benchmark's data file on this machine is uploaded first (``upload``) and named by its ref.
+        """
         return self._run(core.submit(spec, idempotency_key=idempotency_key))
 
     def get(self, job_id: str) -> JobView:
@@ -153,9 +161,10 @@ class Client:
         """Save a result table's Parquet file to ``path``."""
         return self._run(core.download(job_id, path, table=table))
 
-    def report(self, job_id: str, path: str | Path) -> Path:
-        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
-        return self._run(core.report(job_id, path))
+    def report(self, jobs: str | Sequence[str], path: str | Path) -> Path:
+        """Save the HTML report (figures and tables of the metrics) of a completed job, or one page of several
+        (a sweep run as separate jobs: the cells whose prompts agree are combined), to ``path``."""
+        return self._run(core.report(jobs, path))
 
     def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         """A result table as a pyarrow Table."""

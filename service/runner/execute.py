@@ -28,10 +28,12 @@ import polars as pl
 
 from evals.benchmarks import benchmark_prompts, job_benchmarks, job_samples_schema
 from evals.datasets import DatasetSources
+from evals.digests import prompt_digests
 from schemas.errors import EngineFailure, ModelResolutionError, MoralscopeError
 from schemas.jobs import JobState
 from schemas.spec import ModelSpec
 from schemas.tables import METRICS_SCHEMA
+from service.access import AccessPolicy, data_access
 from service.provenance import resolved_spec_document
 from service.report import render_report
 from service.results import JobFiles
@@ -141,7 +143,8 @@ class JobExecution:
             sources = DatasetSources(
                 self.settings.data_dir, cache_dir=self.settings.cache_dir / "datasets", download=self.settings.download
             )
-            benchmarks = job_benchmarks(self.spec)
+            AccessPolicy.from_settings(self.settings).check_spec(self.spec)  # the operator's, as of now
+            benchmarks = job_benchmarks(self.spec, data_access(self.settings, self.job.owner))
             prompts = {selected.name: benchmark_prompts(self.spec, selected, sources) for selected in benchmarks}
             plan = build_plan(self.spec, prompts, [selected.benchmark for selected in benchmarks])
             models = [self._resolve(position, model) for position, model in enumerate(self.spec.models)]
@@ -156,6 +159,7 @@ class JobExecution:
             spec=self.spec,
             models=[(m.spec.key, m.resolved, m.renderer.prompt_format) for m in models],
             datasets=[f for selected in benchmarks for f in selected.benchmark.data_files(selected.spec, sources)],
+            prompt_digests=prompt_digests(self.spec, prompts),
         )
         self.files.write_text("spec.json", json.dumps(document, indent=2, sort_keys=False) + "\n")
         self.store.set_provenance(job_id, document)
@@ -166,7 +170,11 @@ class JobExecution:
         from workers.rendering import PromptRenderer
 
         resolved = resolve_model(
-            model.name, model.revision, cache_dir=self.settings.cache_dir, download=self.settings.download
+            model.name,
+            model.revision,
+            cache_dir=self.settings.cache_dir,
+            download=self.settings.download,
+            any_local_folder=self.settings.unrestricted_paths,
         )
         try:
             renderer = PromptRenderer.from_pretrained(resolved.path, model.prompt_format)

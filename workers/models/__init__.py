@@ -11,6 +11,10 @@
    ``huggingface_hub`` into ``<cache>/models/hf/``; the resolved commit is recorded as ``revision``.
    Offline (``download=False`` or ``HF_HUB_OFFLINE=1``) only that cache is used.
 
+For jobs submitted over the API the order is by syntax alone (:func:`model_name_kind`,
+``any_local_folder=False``): only a name written as a path is a folder, so ``org/name`` is always a Hub id
+(which server paths a job may name is ``service.access``'s rule).
+
 The fingerprint of a local or Hub model (:func:`weights_fingerprint`, :mod:`workers.models.fingerprint`)
 is cheap and stable: a sha256 over each weight file's name, size, safetensors header and sampled bytes.
 """
@@ -26,7 +30,7 @@ from workers.models.builtin import (
 from workers.models.fingerprint import file_sha256, weights_fingerprint
 from workers.models.hub import hub_files_to_download
 from workers.models.local import check_model_folder, weight_files
-from workers.models.resolve import resolve_model
+from workers.models.resolve import model_name_kind, resolve_model
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -38,6 +42,7 @@ __all__ = [
     "check_model_folder",
     "file_sha256",
     "hub_files_to_download",
+    "model_name_kind",
     "resolve_model",
     "weight_files",
     "weights_fingerprint",
