@@ -7,11 +7,17 @@ the results path, not inference). A few jobs are run to completion first, so tha
 to download. Then ``--clients`` clients loop for ``--duration`` seconds, each request going to a
 replica picked at random:
 
-- ``submit``   POST /v1/jobs (a tiny job; the replicas run them in the background meanwhile)
+- ``submit``   POST /v1/jobs (a tiny job; see below for what happens to it)
 - ``poll``     GET /v1/jobs/{id}
 - ``list``     GET /v1/jobs?limit=20
 - ``events``   GET /v1/jobs/{id}/events of a finished job (the whole stream, to its ``end`` event)
 - ``download`` GET /v1/jobs/{id}/results/samples (streamed from the bucket)
+
+The jobs submitted under load name a model that cannot be resolved (``--run-submitted`` makes them
+real fake-engine jobs instead): the replicas' runners claim each one, validate it and record its
+failure, which is the store traffic of running jobs without their compute. In a deployment the compute
+is Ray's, on other machines; on one machine a job's actor processes would compete with the replicas
+for the same cores and the figures would measure that instead.
 
 Each client keeps its connection to one replica (as behind a load balancer with keep-alive); the
 clients are spread evenly over the replicas. A client waits ``--think`` seconds (exponentially
@@ -58,12 +64,14 @@ SPEC = tiny_spec(
     benchmarks={"winogender": {"limit": 2}},
     conditions=["Q"],
 )
+UNRESOLVABLE_SPEC = {**SPEC, "models": [{"name": "moralscope-bench/no-such-model"}]}
 
 
 class Load:
-    def __init__(self, urls: list[str], finished: list[str], *, think: float) -> None:
+    def __init__(self, urls: list[str], finished: list[str], *, think: float, submit: dict[str, Any]) -> None:
         self.urls = urls
         self.think = think
+        self.submit = submit
         self.finished = finished
         self.known = list(finished)
         self.latency: dict[str, list[float]] = {name: [] for name in MIX}
@@ -74,7 +82,7 @@ class Load:
         started = time.perf_counter()
         try:
             if name == "submit":
-                response = await client.post(f"{url}/v1/jobs", json=SPEC)
+                response = await client.post(f"{url}/v1/jobs", json=self.submit)
                 if response.status_code == 201:
                     self.known.append(response.json()["id"])
             elif name == "poll":
@@ -143,6 +151,7 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, where: dict[str
     return {
         "clients": args.clients,
         "think_s": args.think,
+        "submitted_jobs": "run" if args.run_submitted else "fail at validation",
         "duration_s": round(elapsed, 1),
         "replicas": 2,
         **where,
@@ -157,8 +166,8 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, where: dict[str
 def print_report(result: dict[str, Any]) -> None:
     print(
         f"{result['clients']} clients (think {result['think_s']} s) for {result['duration_s']} s against "
-        f"{result['replicas']} replicas "
-        f"(store {result['store']}, results {result['results']}); load average {result['load_average']}"
+        f"{result['replicas']} replicas (store {result['store']}, results {result['results']}; submitted jobs "
+        f"{result['submitted_jobs']}); load average {result['load_average']}"
     )
     print(f"{'endpoint':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for row in result["endpoints"]:
@@ -179,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finished-jobs", type=int, default=4, help="jobs run to completion before the load")
     parser.add_argument("--store-url", help="an existing job store (default: a PostgreSQL server started here)")
     parser.add_argument("--results-uri", help="where results go (default: a bucket on a moto server started here)")
+    parser.add_argument(
+        "--run-submitted", action="store_true", help="run the jobs submitted under load (fake engine, local Ray)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"moralscope-load-{os.getpid()}"
@@ -214,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             return states == {"completed"}
 
         wait_until(all_completed, timeout=600, interval=1, what="the warm-up jobs")
-        load = Load(urls, finished, think=args.think)
+        load = Load(urls, finished, think=args.think, submit=SPEC if args.run_submitted else UNRESOLVABLE_SPEC)
         elapsed = asyncio.run(load.run(args.clients, args.duration))
         where = {
             "store": "given" if args.store_url else "postgresql (local)",
