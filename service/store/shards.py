@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from service.db.base import Row
 from service.records import ModelRecord, ShardKey, ShardRecord
 from service.store.base import StoreBase, placeholders
 from service.store.events import insert_event
@@ -27,18 +28,23 @@ class ShardsMixin(StoreBase):
 
     def models_of(self, job_ids: Sequence[str]) -> dict[str, list[ModelRecord]]:
         """The models of several jobs in one query, each job's in spec order."""
+        return {
+            job_id: [
+                ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
+                for r in sorted(rows, key=lambda r: r["position"])
+            ]
+            for job_id, rows in self._rows_by_job("job_models", job_ids).items()
+        }
+
+    def _rows_by_job(self, table: str, job_ids: Sequence[str]) -> dict[str, list[Row]]:
+        """The rows of ``table`` of several jobs, in one query, grouped by job."""
         if not job_ids:
             return {}
         with self.db.read() as tx:
-            rows = tx.all(
-                f"SELECT * FROM job_models WHERE job_id IN ({placeholders(job_ids)}) ORDER BY job_id, position",
-                job_ids,
-            )
-        found: dict[str, list[ModelRecord]] = {}
-        for r in rows:
-            found.setdefault(r["job_id"], []).append(
-                ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
-            )
+            rows = tx.all(f"SELECT * FROM {table} WHERE job_id IN ({placeholders(job_ids)})", job_ids)
+        found: dict[str, list[Row]] = {}
+        for row in rows:
+            found.setdefault(row["job_id"], []).append(row)
         return found
 
     def set_model_resolved(
@@ -94,23 +100,10 @@ class ShardsMixin(StoreBase):
 
     def shards_of(self, job_ids: Sequence[str]) -> dict[str, list[ShardRecord]]:
         """The shards of several jobs in one query (a page of the job list), each job's in key order."""
-        if not job_ids:
-            return {}
-        with self.db.read() as tx:
-            rows = tx.all(f"SELECT * FROM shards WHERE job_id IN ({placeholders(job_ids)})", job_ids)
-        found: dict[str, list[ShardRecord]] = {}
-        for r in rows:
-            found.setdefault(r["job_id"], []).append(
-                ShardRecord(
-                    ShardKey(r["model"], r["benchmark"], r["condition"], r["phase"], r["shard"]),
-                    r["requests"],
-                    r["state"],
-                    r["path"],
-                    r["tokens"],
-                    r["finished_at"],
-                )
-            )
-        return {job_id: sorted(shards, key=lambda s: s.key) for job_id, shards in found.items()}
+        return {
+            job_id: sorted((_shard(r) for r in rows), key=lambda s: s.key)
+            for job_id, rows in self._rows_by_job("shards", job_ids).items()
+        }
 
     def shard_totals(self) -> dict[str, int]:
         """Requests and tokens of finished shards, by phase, over all jobs."""
@@ -124,3 +117,8 @@ class ShardsMixin(StoreBase):
             totals[f"{row['phase']}_requests"] = int(row["requests"] or 0)
             totals["tokens"] += int(row["tokens"] or 0)
         return totals
+
+
+def _shard(row: Row) -> ShardRecord:
+    key = ShardKey(row["model"], row["benchmark"], row["condition"], row["phase"], row["shard"])
+    return ShardRecord(key, row["requests"], row["state"], row["path"], row["tokens"], row["finished_at"])
