@@ -2,34 +2,49 @@
 
 A job is models × benchmarks × conditions. Every model is scored on every selected benchmark under
 every condition that applies to it (``Q+MatchStats`` applies to Winogender only). Unknown fields
-are rejected everywhere, so a typo is an error and never a silently ignored setting.
+are rejected everywhere, so a typo is an error and never a silently ignored setting; under
+``benchmarks`` an unknown key names a plugin benchmark, checked when a server or CLI loads the spec
+(:mod:`schemas.benchmark_specs`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from schemas.benchmark_specs import (
+    BBQ_CATEGORIES,
+    BENCHMARK_NAME_PATTERN,
+    BUILTIN_BENCHMARKS,
+    BbqSpec,
+    BenchmarksSpec,
+    LawSchoolSpec,
+    WinogenderSpec,
+)
 from schemas.inference import DType, EngineName, PromptFormat
 
-BENCHMARKS: tuple[str, ...] = ("bbq", "winogender", "lawschool")
-BenchmarkName = Literal["bbq", "winogender", "lawschool"]
+__all__ = [
+    "BBQ_CATEGORIES",
+    "BENCHMARKS",
+    "BUILTIN_CONDITIONS",
+    "BbqSpec",
+    "BenchmarksSpec",
+    "BootstrapSpec",
+    "ConditionSpec",
+    "CotSamplingSpec",
+    "CotTurnsSpec",
+    "JobSpec",
+    "LawSchoolSpec",
+    "ModelSpec",
+    "ReportSpec",
+    "RevisionSpec",
+    "WinogenderSpec",
+    "job_spec_json_schema",
+]
 
-BBQ_CATEGORIES: tuple[str, ...] = (
-    "Age",
-    "Disability_status",
-    "Gender_identity",
-    "Nationality",
-    "Physical_appearance",
-    "Race_ethnicity",
-    "Race_x_SES",
-    "Race_x_gender",
-    "Religion",
-    "SES",
-    "Sexual_orientation",
-)
-"""The eleven BBQ category files (SPEC §3), in upstream order."""
+BENCHMARKS = BUILTIN_BENCHMARKS
+"""The built-in benchmarks (plugin and custom ones are named in each job: ``BenchmarksSpec.selected``)."""
 
 BUILTIN_CONDITIONS: tuple[str, ...] = ("Q", "Q+IF", "Q+IF+CoT", "Q+MatchStats")
 """The study's conditions (SPEC §1); their exact sentences live in evals.conditions."""
@@ -39,6 +54,19 @@ LabelValue = str | int | float | bool | None
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RevisionSpec(_Spec):
+    """One checkpoint of a model entry that sweeps its revisions (`models[].revisions`)."""
+
+    revision: str = Field(min_length=1, description="Hugging Face revision (branch, tag or commit) of this checkpoint.")
+    alias: str | None = Field(
+        None, min_length=1, description="Its name in results; default `<the entry's alias or name>@<revision>`."
+    )
+    labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels of this checkpoint (e.g. `rlhf_steps: 500`), added to (and overriding) the entry's.",
+    )
 
 
 class ModelSpec(_Spec):
@@ -83,90 +111,42 @@ class ModelSpec(_Spec):
         default_factory=dict,
         description="Free labels carried into every result row, e.g. `params_b: 52`, `rlhf_steps: 500`, for sweeps.",
     )
+    revisions: list[RevisionSpec] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Sweep this model's checkpoints without repeating the entry: it becomes one model per revision when "
+            "the spec is validated (alias `<alias or name>@<revision>` unless the revision sets one; labels: the "
+            "entry's, updated with the revision's). Not together with `revision`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_revision_field(self) -> ModelSpec:
+        if self.revisions is not None and self.revision is not None:
+            raise ValueError("set either revision or revisions, not both")
+        return self
+
+    def expanded(self) -> list[ModelSpec]:
+        """This entry as the models it stands for: itself, or one model per entry of ``revisions``."""
+        if self.revisions is None:
+            return [self]
+        return [
+            self.model_copy(
+                update={
+                    "revision": entry.revision,
+                    "alias": entry.alias or f"{self.key}@{entry.revision}",
+                    "labels": {**self.labels, **entry.labels},
+                    "revisions": None,
+                }
+            )
+            for entry in self.revisions
+        ]
 
     @property
     def key(self) -> str:
         """The model's name in results."""
         return self.alias or self.name
-
-
-class BbqSpec(_Spec):
-    """BBQ (SPEC §3)."""
-
-    categories: list[str] | None = Field(
-        None,
-        description="Category files to use; default: all eleven. Names as upstream, e.g. `Age`, `Race_x_SES`.",
-    )
-    limit: int | None = Field(None, ge=1, description="Use only the first N rows of each category (file order).")
-    sample_per_category: int | None = Field(
-        None, ge=1, description="Use N rows of each category drawn at random (seeded), kept in file order."
-    )
-    seed: int | None = Field(None, ge=0, description="Seed of the sampling; default: the job's seed.")
-
-    @field_validator("categories")
-    @classmethod
-    def _known_categories(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("categories must list at least one category, or be omitted for all eleven")
-        unknown = [c for c in value if c not in BBQ_CATEGORIES]
-        if unknown:
-            raise ValueError(f"unknown BBQ category {unknown[0]!r}; known categories: {', '.join(BBQ_CATEGORIES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("categories must not repeat a category")
-        return value
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> BbqSpec:
-        if self.limit is not None and self.sample_per_category is not None:
-            raise ValueError("set either limit or sample_per_category, not both")
-        return self
-
-    @property
-    def selected_categories(self) -> tuple[str, ...]:
-        return tuple(self.categories) if self.categories else BBQ_CATEGORIES
-
-
-class WinogenderSpec(_Spec):
-    """Winogender (SPEC §4): the 60 occupation-referent templates."""
-
-    limit: int | None = Field(None, ge=1, le=60, description="Use only the first N occupations (template order).")
-
-
-class LawSchoolSpec(_Spec):
-    """Law-school admissions (SPEC §5); every student is asked about as Black and as white."""
-
-    limit: int | None = Field(None, ge=1, description="Use only the first N students (file order).")
-    sample: int | None = Field(None, ge=1, description="Use N students drawn at random (seeded), kept in file order.")
-    seed: int | None = Field(None, ge=0, description="Seed of the sampling; default: the job's seed.")
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> LawSchoolSpec:
-        if self.limit is not None and self.sample is not None:
-            raise ValueError("set either limit or sample, not both")
-        return self
-
-
-class BenchmarksSpec(_Spec):
-    """Which benchmarks to run; an omitted benchmark is not run."""
-
-    bbq: BbqSpec | None = Field(None, description="BBQ settings (`{}` for every row of every category); omit to skip.")
-    winogender: WinogenderSpec | None = Field(None, description="Winogender settings (`{}` for all 60); omit to skip.")
-    lawschool: LawSchoolSpec | None = Field(
-        None, description="Law-school settings (`{}` for all 21,791); omit to skip."
-    )
-
-    @model_validator(mode="after")
-    def _at_least_one(self) -> BenchmarksSpec:
-        if self.bbq is None and self.winogender is None and self.lawschool is None:
-            raise ValueError("select at least one benchmark: bbq, winogender or lawschool")
-        return self
-
-    @property
-    def selected(self) -> tuple[str, ...]:
-        """Selected benchmark names in canonical order."""
-        return tuple(name for name in BENCHMARKS if getattr(self, name) is not None)
 
 
 class CotTurnsSpec(_Spec):
@@ -191,7 +171,13 @@ class ConditionSpec(_Spec):
         ),
     )
     cot: CotTurnsSpec | None = Field(None, description="Make it a chain-of-thought condition.")
-    benchmarks: list[BenchmarkName] | None = Field(None, description="Benchmarks it applies to; default: all.")
+    benchmarks: list[Annotated[str, Field(pattern=BENCHMARK_NAME_PATTERN)]] | None = Field(
+        None,
+        description=(
+            "Benchmarks it applies to (built-in, plugin or custom names); default: all. A name must be a built-in "
+            "benchmark or one this job selects."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -229,6 +215,23 @@ class BootstrapSpec(_Spec):
     seed: int | None = Field(None, ge=0, description="Seed of the resampling; default: the job's seed.")
 
 
+class ReportSpec(_Spec):
+    """How report.html draws the job (figures only: no effect on any result)."""
+
+    sweep_label: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "The numeric model label sweep figures plot against; default: `params_b`, else `rlhf_steps`, else the "
+            "first other label (alphabetically) with different numeric values across models."
+        ),
+    )
+    log_scale: bool | None = Field(
+        None,
+        description="Logarithmic x axis; default: for `params_b`, and for labels whose values span a factor of 10+.",
+    )
+
+
 def _builtin_conditions() -> list[str | ConditionSpec]:
     return list(BUILTIN_CONDITIONS)
 
@@ -262,6 +265,7 @@ class JobSpec(_Spec):
         ),
     )
     labels: dict[str, LabelValue] = Field(default_factory=dict, description="Free labels for the job.")
+    report: ReportSpec = Field(default_factory=ReportSpec, description="How report.html draws the job.")
 
     @field_validator("conditions")
     @classmethod
@@ -282,9 +286,23 @@ class JobSpec(_Spec):
             raise ValueError(f"condition names must be unique, got {duplicates[0]!r} more than once")
         return value
 
+    @model_validator(mode="after")
+    def _condition_benchmarks(self) -> JobSpec:
+        known = set(BUILTIN_BENCHMARKS) | set(self.benchmarks.selected)
+        for index, entry in enumerate(self.conditions):
+            if isinstance(entry, ConditionSpec) and entry.benchmarks:
+                unknown = [name for name in entry.benchmarks if name not in known]
+                if unknown:
+                    raise ValueError(
+                        f"conditions.{index}.benchmarks names {unknown[0]!r}, which is neither a built-in benchmark "
+                        f"nor one this job selects ({', '.join(self.benchmarks.selected)})"
+                    )
+        return self
+
     @field_validator("models")
     @classmethod
     def _unique_models(cls, value: list[ModelSpec]) -> list[ModelSpec]:
+        value = [model for entry in value for model in entry.expanded()]  # revisions → one model each
         keys = [m.key for m in value]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:

@@ -12,6 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,7 +36,32 @@ class Settings(BaseSettings):
         description="Where job results go: a local folder or any pyarrow filesystem URI (s3://bucket/prefix, gs://...).",
     )
     store_path: Path = Field(
-        default_factory=lambda: default_state_dir() / "jobs.sqlite3", description="The SQLite job store."
+        default_factory=lambda: default_state_dir() / "jobs.sqlite3",
+        description="The SQLite job store (used when store_url is not set).",
+    )
+    store_url: str | None = Field(
+        None,
+        description=(
+            "The job store as a URL: sqlite:///absolute/path (one machine) or "
+            "postgresql://user:password@host:5432/dbname (any number of API replicas). Default: store_path."
+        ),
+    )
+    lease_ttl_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description=(
+            "A running job's lease: renewed every quarter of it; a job whose runner died is taken over "
+            "by another runner (or the restarted one) once it has expired."
+        ),
+    )
+    crash_loop_limit: int = Field(
+        3,
+        ge=1,
+        description=(
+            "A job is stopped as a crash loop after this many service deaths in a row with no shard "
+            "committed in between; a job that keeps committing survives any number of restarts."
+        ),
     )
 
     # compute
@@ -67,6 +93,42 @@ class Settings(BaseSettings):
         default_factory=list, description="API keys, comma-separated. With keys, every /v1 call needs one."
     )
     api_keys_file: Path | None = Field(None, description="A file with one API key per line (a mounted Secret).")
+    session_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description=(
+            "Signs the web console's session cookies (16+ characters). Unset: a random secret per process, so "
+            "console logins end when the server restarts and are not shared by replicas; set it from a Secret "
+            "when several API replicas serve one address."
+        ),
+    )
+    session_max_age: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a web console login lasts.")
+
+    # what a job may read (the operator's: see service.access)
+    allowed_local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders (comma-separated) under which a job submitted over the API may name server paths: model "
+            "folders and custom benchmark data files. Default: none (every server path is refused)."
+        ),
+    )
+    allowed_uri_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "URI prefixes (comma-separated, e.g. s3://team-bucket/benchmarks/) a job submitted over the API may read "
+            "custom data from, with the service's credentials. Default: none."
+        ),
+    )
+    unrestricted_paths: bool = Field(
+        False,
+        description=(
+            "Trust every path and URI in a spec (what `moralscope run` does for the user's own specs on the user's "
+            "machine). Never set it on a shared server."
+        ),
+    )
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest data file accepted by POST /v1/uploads (and read for a job)."
+    )
 
     # limits
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body.")
@@ -75,11 +137,19 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("store_url")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _check_store_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            scheme = value.split("://", 1)[0] if "://" in value else value[:20]
+            raise ValueError(f"store_url must be sqlite:///path or postgresql://..., got {scheme!r}")
+        return value or None
+
+    @field_validator("api_keys", "allowed_local_roots", "allowed_uri_prefixes", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     def all_api_keys(self) -> list[str]:
@@ -108,6 +178,11 @@ class Settings(BaseSettings):
         if not callable(factory):
             raise ValueError(f"MORALSCOPE_ENGINE_FACTORY={self.engine_factory!r} is not callable")
         return factory
+
+    @property
+    def effective_store_url(self) -> str:
+        """``store_url``, else the SQLite file ``store_path``."""
+        return self.store_url or f"sqlite://{quote(str(self.store_path.expanduser().resolve()))}"
 
     @property
     def effective_ray_address(self) -> str | None:

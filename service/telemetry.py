@@ -107,4 +107,4 @@ def readiness(store: JobStore, settings: Settings, *, runner_alive: bool | None)
 
 def _store_check(store: JobStore) -> str:
     store.db.check_writable()
-    return f"writable ({store.db.path})"
+    return f"writable ({store.db.location})"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from schemas.jobs import JobList, JobState, JobView, ModelProgress, RequestCounts, ResultLocations
 from service.limits import planned_requests
-from service.store import JobRecord, JobStore, ShardRecord
+from service.store import JobRecord, JobStore, ModelRecord, ShardRecord
 
 
 def _when(timestamp: float | None) -> datetime | None:
@@ -55,13 +55,20 @@ def _throughput(job: JobRecord, shards: list[ShardRecord], now: float) -> tuple[
     return tokens_per_second, eta
 
 
-def job_view(store: JobStore, job: JobRecord, *, include_spec: bool = True) -> JobView:
-    """The API's view of one job."""
-    shards = store.shards(job.id)
-    models = []
-    for model in store.models(job.id):
+def job_view(
+    store: JobStore,
+    job: JobRecord,
+    *,
+    include_spec: bool = True,
+    shards: list[ShardRecord] | None = None,
+    models: list[ModelRecord] | None = None,
+) -> JobView:
+    """The API's view of one job (its ``shards`` and ``models`` are read from the store unless given)."""
+    shards = store.shards(job.id) if shards is None else shards
+    progress = []
+    for model in store.models(job.id) if models is None else models:
         own = [s for s in shards if s.key.model == model.position]
-        models.append(
+        progress.append(
             ModelProgress(
                 model=model.model,
                 phase=model.phase,
@@ -79,7 +86,7 @@ def job_view(store: JobStore, job: JobRecord, *, include_spec: bool = True) -> J
         created_at=datetime.fromtimestamp(job.created_at, tz=UTC),
         started_at=_when(job.started_at),
         finished_at=_when(job.finished_at),
-        models=models,
+        models=progress,
         request_counts=RequestCounts(
             # before validation has cut the job into shards, the total is estimated from the spec
             total=sum(s.requests for s in shards) if shards else planned_requests(job.spec),
@@ -96,4 +103,8 @@ def job_view(store: JobStore, job: JobRecord, *, include_spec: bool = True) -> J
 
 
 def job_list(store: JobStore, jobs: list[JobRecord], count: int) -> JobList:
-    return JobList(data=[job_view(store, job) for job in jobs], count=count)
+    """A page of job views (their shards and models read in one query each, whatever the page size)."""
+    ids = [job.id for job in jobs]
+    shards, models = store.shards_of(ids), store.models_of(ids)
+    views = [job_view(store, job, shards=shards.get(job.id, []), models=models.get(job.id, [])) for job in jobs]
+    return JobList(data=views, count=count)

@@ -222,7 +222,7 @@ class ModelPhases:
                         reasoning=reasonings[index],
                     )
                 )
-            self._commit(shard, row_builder.samples_table(sample_rows), tokens)
+            self._commit(shard, row_builder.samples_table(sample_rows, shard.plan.samples_schema), tokens)
             position += len(shard.rows)
 
     def _reasoning_of(self, shard: Shard) -> dict[tuple[str, int], tuple[str, int]]:

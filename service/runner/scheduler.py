@@ -1,10 +1,15 @@
 """The runner's threads: claim jobs from the store, run each in its own thread, keep their leases.
 
 A dispatcher thread fills up to ``Settings.concurrency`` job threads with claimed jobs (queued ones,
-and unfinished ones whose runner died: see :mod:`service.store` on leases) and renews the leases of
-the jobs it runs. :meth:`Runner.stop` asks running jobs to stop dispatching, waits for them and
-releases their leases, leaving them resumable. :meth:`Runner.run_job` runs one given job in the
-calling thread (the CLI's local mode) with the same code.
+and unfinished ones whose runner died: see :mod:`service.store.claims` on leases); a heartbeat thread
+of its own renews the leases of the jobs it runs every quarter of ``Settings.lease_ttl_seconds``
+(apart from the dispatcher, so that slow claims never delay a renewal). Each job runs on a store
+fenced with the epoch of its claim: once another runner has taken the job over (this one was paused
+past its lease), its writes are refused with :class:`~service.store.LeaseLost` and the job thread
+stops quietly, like on a shutdown; a renewal that finds a lease gone stops it early.
+:meth:`Runner.stop` asks running jobs to stop dispatching, waits for them and releases their leases,
+leaving them resumable. :meth:`Runner.run_job` runs one given job in the calling thread (the CLI's
+local mode) with the same code.
 """
 
 from __future__ import annotations
@@ -15,16 +20,12 @@ import threading
 from collections.abc import Callable
 
 from schemas.jobs import JobState
-from service.leases import forget_lease_owner, new_lease_owner
 from service.runner.execute import JobExecution
 from service.runner.model_phases import JobInterrupted
 from service.settings import Settings
-from service.store import JobStore
+from service.store import JobRecord, JobStore, LeaseLost, new_lease_owner
 
 logger = logging.getLogger("moralscope.runner")
-
-LEASE_TTL_SECONDS = 60.0
-"""A job whose runner has not renewed its lease for this long is resumed by another runner."""
 
 
 class Runner:
@@ -35,25 +36,30 @@ class Runner:
         store: JobStore,
         settings: Settings,
         *,
-        lease_ttl: float = LEASE_TTL_SECONDS,
+        lease_ttl: float | None = None,
         poll_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.settings = settings
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = lease_ttl if lease_ttl is not None else settings.lease_ttl_seconds
         self.poll_interval = poll_interval
         self.lease_owner = new_lease_owner()
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._active: dict[str, threading.Thread] = {}
+        self._lost: set[str] = set()
+        """Jobs of ours that another runner has taken over (found by a renewal): their threads stop."""
         self._lock = threading.Lock()
         self._dispatcher: threading.Thread | None = None
+        self._heartbeat_done = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Start dispatching (and resume unfinished jobs of dead runners)."""
         self._dispatcher = threading.Thread(target=self._dispatch, name="moralscope-dispatcher", daemon=True)
         self._dispatcher.start()
+        threading.Thread(target=self._heartbeat, name="moralscope-heartbeat", daemon=True).start()
+        threading.Thread(target=_preload, name="moralscope-preload", daemon=True).start()
 
     @property
     def alive(self) -> bool:
@@ -77,23 +83,37 @@ class Runner:
             threads = list(self._active.values())
         for thread in threads:
             thread.join(timeout)
-        forget_lease_owner(self.lease_owner)
+        self._heartbeat_done.set()  # only now: the jobs' leases are released, none is left to renew
 
     # -- dispatching -------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        renew_every = self.lease_ttl / 4
-        since_renewal = 0.0
         while not self._stopping.is_set():
             try:
                 self._fill_slots()
-                if since_renewal >= renew_every:
-                    self.store.renew_leases(lease_owner=self.lease_owner, ttl=self.lease_ttl)
-                    since_renewal = 0.0
             except Exception:  # the dispatcher must outlive a locked or briefly unavailable store
                 logger.exception("runner: dispatching failed; retrying")
             self._wake.wait(self.poll_interval)
             self._wake.clear()
-            since_renewal += self.poll_interval
+
+    def _heartbeat(self) -> None:
+        """Renew this runner's leases every quarter of their lifetime until the runner has stopped."""
+        while not self._heartbeat_done.wait(self.lease_ttl / 4):
+            try:
+                self._renew()
+            except Exception:  # a briefly unavailable store: three more tries before the leases expire
+                logger.warning("runner: renewing leases failed; retrying", exc_info=True)
+
+    def _renew(self) -> None:
+        with self._lock:  # jobs claimed before the renewal: a job claimed meanwhile is not lost
+            running = set(self._active)
+        held = self.store.renew_leases(lease_owner=self.lease_owner, ttl=self.lease_ttl)
+        with self._lock:
+            lost = (running & set(self._active)) - held
+            for job_id in lost - self._lost:
+                logger.warning(
+                    "job %s was taken over by another runner (this one missed its lease); stopping it", job_id
+                )
+            self._lost |= lost
 
     def _fill_slots(self) -> None:
         while not self._stopping.is_set():
@@ -103,54 +123,72 @@ class Runner:
             job = self.store.claim(lease_owner=self.lease_owner, ttl=self.lease_ttl)
             if job is None:
                 return
-            thread = threading.Thread(target=self._run_claimed, args=(job.id,), name=f"job-{job.id}", daemon=True)
+            thread = threading.Thread(target=self._run_claimed, args=(job,), name=f"job-{job.id}", daemon=True)
             with self._lock:
                 self._active[job.id] = thread
+                self._lost.discard(job.id)
             thread.start()
 
-    def _run_claimed(self, job_id: str) -> None:
+    def _run_claimed(self, job: JobRecord) -> None:
         try:
-            self._execute(job_id, on_progress=None)
+            self._execute(job, on_progress=None)
         finally:
             with self._lock:
-                self._active.pop(job_id, None)
+                self._active.pop(job.id, None)
             self._wake.set()
 
-    def _execute(self, job_id: str, *, on_progress: Callable[[], None] | None) -> None:
+    def _execute(self, job: JobRecord, *, on_progress: Callable[[], None] | None) -> None:
+        store = self.store.fenced(job.id, job.lease_epoch)  # writes of an older claim are refused
+
+        def should_stop() -> bool:
+            return self._stopping.is_set() or job.id in self._lost
+
         try:
-            JobExecution(self.store, self.settings, self.store.get_job(job_id), should_stop=self._stopping.is_set).run(
-                on_progress=on_progress
-            )
-        except JobInterrupted:
-            logger.info("job %s interrupted by shutdown; it resumes when the service starts again", job_id)
+            JobExecution(store, self.settings, job, should_stop=should_stop).run(on_progress=on_progress)
+        except (JobInterrupted, LeaseLost) as exc:
+            if isinstance(exc, LeaseLost) or job.id in self._lost:
+                logger.info("job %s: another runner took it over; this one stops working on it", job.id)
+            else:
+                logger.info("job %s interrupted by shutdown; it resumes when the service starts again", job.id)
         except Exception as exc:  # JobExecution records job failures itself; this is a bug in the runner
-            logger.exception("runner: job %s crashed", job_id)
+            logger.exception("runner: job %s crashed", job.id)
             # end it rather than leave it claimable: it would be picked up and crash again at once
             with contextlib.suppress(Exception):
-                self.store.set_state(job_id, JobState.FAILED, error=f"internal error in the runner: {exc}")
+                store.set_state(job.id, JobState.FAILED, error=f"internal error in the runner: {exc}")
         finally:
-            self.store.release(job_id, lease_owner=self.lease_owner)
+            self.store.release(job.id, lease_owner=self.lease_owner)
 
     # -- local mode --------------------------------------------------------------------------------
     def run_job(self, job_id: str, *, on_progress: Callable[[], None] | None = None) -> bool:
         """Run one job in the calling thread (renewing its lease meanwhile). False if another runner holds it."""
-        if self.store.claim(lease_owner=self.lease_owner, ttl=self.lease_ttl, job_id=job_id) is None:
+        job = self.store.claim(lease_owner=self.lease_owner, ttl=self.lease_ttl, job_id=job_id)
+        if job is None:
             return False
-        done = threading.Event()
-
-        def heartbeat() -> None:
-            while not done.wait(self.lease_ttl / 4):
-                self.store.renew_leases(lease_owner=self.lease_owner, ttl=self.lease_ttl)
-
-        beat = threading.Thread(target=heartbeat, name="moralscope-heartbeat", daemon=True)
+        with self._lock:
+            self._active[job_id] = threading.current_thread()
+            self._lost.discard(job_id)
+        self._heartbeat_done.clear()
+        beat = threading.Thread(target=self._heartbeat, name="moralscope-heartbeat", daemon=True)
         beat.start()
         try:
-            self._execute(job_id, on_progress=on_progress)
+            self._execute(job, on_progress=on_progress)
         finally:
-            done.set()
+            self._heartbeat_done.set()
             beat.join()
+            with self._lock:
+                self._active.pop(job_id, None)
         return True
 
     def interrupt(self) -> None:
         """Ask running jobs to stop (used on Ctrl-C in local mode); they stay resumable."""
         self._stopping.set()
+
+
+def _preload() -> None:
+    """Warm up what validating a job imports, so that a job taken over by a fresh replica resumes sooner."""
+    try:
+        from workers.rendering import preload_tokenizers
+
+        preload_tokenizers()
+    except Exception:  # only an optimisation: the job imports it again and reports a real failure
+        logger.debug("runner: preloading transformers failed", exc_info=True)

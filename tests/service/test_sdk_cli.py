@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from service_support import REPO_ROOT, LiveServer, tiny_spec
+from service_support import REPO_ROOT, LiveServer, server_env, tiny_spec
 
 from moralscope import AsyncClient, AuthError, Client, InvalidInputError, JobState, NotFoundError
 from moralscope.cli.metrics_table import format_number
@@ -35,16 +35,7 @@ KEY_A, KEY_B = "sdk-key-a", "sdk-key-b"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     state = tmp_path_factory.mktemp("sdk")
-    live = LiveServer(
-        {
-            "MORALSCOPE_STORE_PATH": str(state / "jobs.sqlite3"),
-            "MORALSCOPE_RESULTS_URI": str(state / "results"),
-            "MORALSCOPE_DOWNLOAD": "false",
-            "MORALSCOPE_RAY_NUM_CPUS": "2",
-            "MORALSCOPE_API_KEYS": f"{KEY_A},{KEY_B}",
-        },
-        state / "server.log",
-    )
+    live = LiveServer(server_env(state, MORALSCOPE_API_KEYS=f"{KEY_A},{KEY_B}"), state / "server.log")
     yield live
     live.stop()
 
@@ -166,6 +157,29 @@ def test_client_commands_json_and_exit_codes(server: LiveServer, finished_job: s
     rejected = _cli("submit", str(bad_spec), url=server.url)
     assert rejected.returncode == 1
     assert "seed" in rejected.stderr
+
+
+def test_one_report_of_a_sweep_run_as_two_jobs(server: LiveServer, finished_job: str, tmp_path: Path) -> None:
+    """The finished job's spec again with another params_b: the digests planned for each agree, so the SDK and
+    the CLI get one page with a sweep figure; the effects of each job are in its metrics."""
+    spec = tiny_spec(conditions=["Q", "Q+IF"], benchmarks={"winogender": {"limit": 3}})
+    spec["models"][0]["labels"] = {"params_b": 0.36}
+    with Client(server.url, api_key=KEY_A) as client:
+        second = client.wait(client.submit(spec).id, timeout=600)
+        assert second.state == JobState.COMPLETED, second.error
+        effects = client.results(finished_job, table="metrics").filter(pl.col("metric") == "delta_pearson_r")
+        page = client.report([finished_job, second.id], tmp_path / "sweep.html").read_text()
+    assert effects.select("condition", "baseline", "n").rows() == [("Q+IF", "Q", 3)]
+    assert '<figure class="sweep headlines" data-benchmark="winogender" data-x="params_b">' in page
+    assert '<figure class="sweep effects" data-benchmark="winogender" data-x="params_b">' in page
+    assert "Not combined" not in page
+    out = tmp_path / "cli-sweep.html"
+    saved = _cli("report", "--job", finished_job, "--job", second.id, "--out", str(out), "--json", url=server.url)
+    assert json.loads(saved.stdout) == {"path": str(out)}
+    assert out.read_text() == page  # rendered again, byte for byte
+    theirs = _cli("report", "--job", finished_job, "--job", second.id, url=server.url, key=KEY_B)
+    assert theirs.returncode == 1
+    assert f"no job {finished_job!r}" in theirs.stderr  # another key's job does not exist for this one
 
 
 def _quickstart_reduced(tmp_path: Path) -> Path:

@@ -8,7 +8,9 @@ Behaviour switches, all via ``EngineConfig.options``:
 - ``delay_s``: sleep this long per batch (gives a test time to kill an actor mid-run);
 - ``log_dir``: append one line per served batch to ``<log_dir>/<pid>.log`` (what the actors really ran);
 - ``fail_init``: raise while loading (a model that cannot be loaded);
-- a prompt containing ``FAIL`` makes :meth:`FakeEngine.score` / :meth:`FakeEngine.generate` raise.
+- a prompt containing ``FAIL`` makes :meth:`FakeEngine.score` / :meth:`FakeEngine.generate` raise;
+- ``real_engine``: :func:`fake_engine_factory` builds the model's real engine instead (a live server on this
+  factory can still run one job on the real model, e.g. the console's sweep figure in a browser).
 
 The module registers itself with Ray's cloudpickle *by value*, so actors on any node can build the
 engine without ``tests/`` being importable there.
@@ -31,7 +33,7 @@ from schemas.inference import (
     ScoreRequest,
     ScoreResult,
 )
-from workers.engine import Engine, EngineError
+from workers.engine import Engine, EngineError, load_engine
 from workers.rendering import PromptRenderer
 
 FAIL_MARKER = "FAIL"
@@ -102,8 +104,11 @@ class FakeEngine(Engine):
                 raise EngineError(f"fake engine refuses prompt {prompt!r} (it contains {FAIL_MARKER})")
 
 
-def fake_engine_factory(config: EngineConfig) -> FakeEngine:
-    """The engine factory the pool tests pass to :class:`~workers.pool.EnginePool`."""
+def fake_engine_factory(config: EngineConfig) -> Engine:
+    """The engine factory the pool tests pass to :class:`~workers.pool.EnginePool` (the real engine for a model
+    whose options set ``real_engine``)."""
+    if config.options.get("real_engine"):
+        return load_engine(config)
     return FakeEngine(config)
 
 
