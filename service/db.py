@@ -87,6 +87,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN crash_resumes INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: tokens computed (after prefix-cache hits) and error rows per shard; a running model's live progress
+    # (JSON); a finished job's failed cells (JSON).
+    """
+    ALTER TABLE shards ADD COLUMN computed_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shards ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_models ADD COLUMN progress TEXT;
+    ALTER TABLE jobs ADD COLUMN failed_cells TEXT;
+    """,
 ]
 """Ordered schema migrations; entry ``i`` moves the schema from version ``i`` to ``i + 1``. Append only."""
 

@@ -32,6 +32,8 @@ class JobRecord:
     provenance: dict[str, Any] | None
     crash_resumes: int
     """Times the job was taken over from a runner that died holding it."""
+    failed_cells: list[dict[str, Any]] | None = None
+    """Cells set aside at finalizing for their error rows (schemas.jobs.FailedCell fields)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -56,6 +58,10 @@ class ShardRecord:
     path: str | None
     tokens: int
     finished_at: float | None
+    computed_tokens: int = 0
+    """Of ``tokens``, those the engine computed (the rest came from its prefix cache)."""
+    errors: int = 0
+    """Error rows in the shard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,8 @@ class ModelRecord:
     resolved_path: str | None = None
     revision: str | None = None
     fingerprint: str | None = None
+    progress: dict[str, Any] | None = None
+    """The model's live progress while it runs (service.runner.progress), kept after it stops."""
 
 
 @dataclass(frozen=True, slots=True)

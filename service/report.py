@@ -9,12 +9,13 @@ dataset sha256s) from ``spec.json``. Every number comes from ``metrics.parquet``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
 import polars as pl
 
+from schemas.jobs import FailedCell
 from schemas.tables import METRIC_DESCRIPTIONS
 
 # per benchmark, the (metric, ci_method) plotted: probability-weighted (`expected`) values, overall slice
@@ -157,12 +158,30 @@ def _provenance_section(document: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_report(metrics: pl.DataFrame, document: dict[str, Any]) -> str:
+def failed_cells_section(cells: Sequence[FailedCell]) -> str:
+    """The "failed cells" section: cells left without metrics because of their error rows."""
+    if not cells:
+        return ""
+    rows = (
+        [escape(c.model), escape(c.benchmark), escape(c.condition), escape(c.cause), f"{c.errors} / {c.rows}"]
+        for c in cells
+    )
+    return (
+        "<h2>Failed cells</h2>"
+        '<p class="note">These cells have more error rows (prompts the engine could not score) than the spec\'s '
+        "<code>max_error_rate</code> allows, so they have no metrics; their rows, with each error, are in "
+        "<code>samples.parquet</code>.</p>"
+        + _table(["model", "benchmark", "condition", "cause", "error rows"], rows, numeric_from=4)
+    )
+
+
+def render_report(metrics: pl.DataFrame, document: dict[str, Any], *, failed_cells: Sequence[FailedCell] = ()) -> str:
     """The HTML page of a job's metrics table and its resolved spec (``spec.json``)."""
     job = document.get("job_id", "")
     name = (document.get("spec") or {}).get("name") or job
     benchmarks = [b for b in ("bbq", "winogender", "lawschool") if b in set(metrics["benchmark"].to_list())]
     body = "".join(_benchmark_section(b, metrics.filter(pl.col("benchmark") == b)) for b in benchmarks)
+    body += failed_cells_section(failed_cells)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>moralscope · {escape(str(name))}</title><style>{_STYLE}</style></head><body>"

@@ -264,7 +264,15 @@ class JobStore:
             .fetchall()
         )
         return [
-            ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
+            ModelRecord(
+                r["position"],
+                r["model"],
+                r["phase"],
+                r["resolved_path"],
+                r["revision"],
+                r["fingerprint"],
+                json.loads(r["progress"]) if r["progress"] else None,
+            )
             for r in rows
         ]
 
@@ -284,6 +292,19 @@ class JobStore:
             if message:
                 _insert_event(tx, job_id, "log", message, now)
 
+    def set_model_progress(self, job_id: str, position: int, progress: dict[str, Any]) -> None:
+        """Replace a running model's live progress (a JSON object; see service.runner.progress)."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE job_models SET progress = ? WHERE job_id = ? AND position = ?",
+                (json.dumps(progress), job_id, position),
+            )
+
+    def set_failed_cells(self, job_id: str, cells: list[dict[str, Any]]) -> None:
+        """Record the cells set aside at finalizing (schemas.jobs.FailedCell fields)."""
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE jobs SET failed_cells = ? WHERE id = ?", (json.dumps(cells), job_id))
+
     def add_shards(self, job_id: str, shards: Iterable[tuple[ShardKey, int]]) -> None:
         """Record planned shards (and their request counts); already recorded ones are kept as they are."""
         with self.db.transaction() as tx:
@@ -293,12 +314,31 @@ class JobStore:
                 [(job_id, k.model, k.benchmark, k.condition, k.phase, k.shard, n) for k, n in shards],
             )
 
-    def finish_shard(self, job_id: str, key: ShardKey, *, path: str, tokens: int) -> None:
+    def finish_shard(
+        self,
+        job_id: str,
+        key: ShardKey,
+        *,
+        path: str,
+        tokens: int,
+        computed_tokens: int | None = None,
+        errors: int = 0,
+    ) -> None:
+        """Record a shard as done: its part, its requested and computed tokens (None: all computed), error rows."""
         with self.db.transaction() as tx:
             tx.execute(
-                "UPDATE shards SET state = 'done', path = ?, tokens = ?, finished_at = ? "
+                "UPDATE shards SET state = 'done', path = ?, tokens = ?, computed_tokens = ?, errors = ?, "
+                "finished_at = ? "
                 "WHERE job_id = ? AND model = ? AND benchmark = ? AND condition = ? AND phase = ? AND shard = ?",
-                (path, tokens, time.time(), job_id, *_key_tuple(key)),
+                (
+                    path,
+                    tokens,
+                    tokens if computed_tokens is None else computed_tokens,
+                    errors,
+                    time.time(),
+                    job_id,
+                    *_key_tuple(key),
+                ),
             )
 
     def fail_shards(self, job_id: str, keys: Sequence[ShardKey]) -> None:
@@ -320,6 +360,8 @@ class JobStore:
                     r["path"],
                     r["tokens"],
                     r["finished_at"],
+                    r["computed_tokens"],
+                    r["errors"],
                 )
                 for r in rows
             ),
@@ -347,16 +389,21 @@ class JobStore:
         return counts
 
     def shard_totals(self) -> dict[str, int]:
-        """Requests and tokens of finished shards, by phase, over all jobs."""
+        """Requests, requested and computed tokens and error rows of finished shards, by phase, over all jobs."""
         rows = (
             self.db.connection()
-            .execute("SELECT phase, SUM(requests), SUM(tokens) FROM shards WHERE state = 'done' GROUP BY phase")
+            .execute(
+                "SELECT phase, SUM(requests), SUM(tokens), SUM(computed_tokens), SUM(errors) FROM shards "
+                "WHERE state = 'done' GROUP BY phase"
+            )
             .fetchall()
         )
-        totals = {"reason_requests": 0, "score_requests": 0, "tokens": 0}
-        for phase, requests, tokens in rows:
+        totals = {"reason_requests": 0, "score_requests": 0, "tokens": 0, "computed_tokens": 0, "errors": 0}
+        for phase, requests, tokens, computed, errors in rows:
             totals[f"{phase}_requests"] = int(requests or 0)
             totals["tokens"] += int(tokens or 0)
+            totals["computed_tokens"] += int(computed or 0)
+            totals["errors"] += int(errors or 0)
         return totals
 
 
@@ -390,4 +437,5 @@ def _job(row: sqlite3.Row) -> JobRecord:
         lease_expires=row["lease_expires"],
         provenance=json.loads(row["provenance"]) if row["provenance"] else None,
         crash_resumes=int(row["crash_resumes"]),
+        failed_cells=json.loads(row["failed_cells"]) if row["failed_cells"] else None,
     )

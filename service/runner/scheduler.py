@@ -17,7 +17,7 @@ from collections.abc import Callable
 from schemas.jobs import JobState
 from service.leases import forget_lease_owner, new_lease_owner
 from service.runner.execute import JobExecution
-from service.runner.model_phases import JobInterrupted
+from service.runner.context import JobInterrupted
 from service.settings import Settings
 from service.store import JobStore
 
