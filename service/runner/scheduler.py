@@ -1,10 +1,11 @@
-"""The runner's threads: claim jobs from the store, run each in its own thread, keep their leases.
+"""The runner: claim jobs from the store, have them executed, keep their leases.
 
-A dispatcher thread fills up to ``Settings.concurrency`` job threads with claimed jobs (queued ones,
-and unfinished ones whose runner died: see :mod:`service.store` on leases) and renews the leases of
-the jobs it runs. :meth:`Runner.stop` asks running jobs to stop dispatching, waits for them and
-releases their leases, leaving them resumable. :meth:`Runner.run_job` runs one given job in the
-calling thread (the CLI's local mode) with the same code.
+In a server, a dispatcher thread claims up to ``Settings.concurrency`` jobs (queued ones, and unfinished
+ones whose runner died: see :mod:`service.store` on leases), hands them to the
+:class:`~service.runner.executor.Executor` (a supervised child process, so that losing Ray pauses jobs
+instead of killing the server) and renews their leases until they end. :meth:`Runner.stop` interrupts
+running jobs and releases their leases, leaving them resumable. :meth:`Runner.run_job` runs one given job
+in the calling thread (the CLI's local mode) with the same job code.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Callable
 
 from schemas.jobs import JobState
 from service.leases import forget_lease_owner, new_lease_owner
-from service.runner.execute import JobExecution
 from service.runner.context import JobInterrupted
+from service.runner.execute import JobExecution
+from service.runner.executor import Executor
 from service.settings import Settings
 from service.store import JobStore
 
@@ -45,19 +47,22 @@ class Runner:
         self.lease_owner = new_lease_owner()
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._active: dict[str, threading.Thread] = {}
+        self._active: set[str] = set()
         self._lock = threading.Lock()
         self._dispatcher: threading.Thread | None = None
+        self.executor: Executor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Start dispatching (and resume unfinished jobs of dead runners)."""
+        self.executor = Executor(self.store, self.settings, on_ended=self._job_ended)
         self._dispatcher = threading.Thread(target=self._dispatch, name="moralscope-dispatcher", daemon=True)
         self._dispatcher.start()
 
     @property
     def alive(self) -> bool:
-        return self._dispatcher is not None and self._dispatcher.is_alive()
+        dispatching = self._dispatcher is not None and self._dispatcher.is_alive()
+        return dispatching and (self.executor is None or self.executor.alive)
 
     @property
     def stopping(self) -> bool:
@@ -73,10 +78,8 @@ class Runner:
         self._wake.set()
         if self._dispatcher is not None:
             self._dispatcher.join(timeout)
-        with self._lock:
-            threads = list(self._active.values())
-        for thread in threads:
-            thread.join(timeout)
+        if self.executor is not None:
+            self.executor.stop(timeout)
         forget_lease_owner(self.lease_owner)
 
     # -- dispatching -------------------------------------------------------------------------------
@@ -103,17 +106,18 @@ class Runner:
             job = self.store.claim(lease_owner=self.lease_owner, ttl=self.lease_ttl)
             if job is None:
                 return
-            thread = threading.Thread(target=self._run_claimed, args=(job.id,), name=f"job-{job.id}", daemon=True)
             with self._lock:
-                self._active[job.id] = thread
-            thread.start()
+                self._active.add(job.id)
+            assert self.executor is not None
+            self.executor.submit(job.id)
 
-    def _run_claimed(self, job_id: str) -> None:
+    def _job_ended(self, job_id: str) -> None:
+        """The executor is done with a job (ended, interrupted, or failed by it): release its lease."""
         try:
-            self._execute(job_id, on_progress=None)
+            self.store.release(job_id, lease_owner=self.lease_owner)
         finally:
             with self._lock:
-                self._active.pop(job_id, None)
+                self._active.discard(job_id)
             self._wake.set()
 
     def _execute(self, job_id: str, *, on_progress: Callable[[], None] | None) -> None:
