@@ -214,7 +214,8 @@ class EnginePool:
             time.sleep(min(timeout_s, POLL_S))  # every actor is starting or gone: nothing to wait on yet
         self._check_starting()
         self._check_deadlines()
-        self._dispatch()
+        # no dispatch here: the caller first hands in the work these results unlock (a CoT answer after its
+        # reasoning), so that it can take the free slots before older, lower-priority batches
         finished, self._finished = self._finished, []
         return finished
 

@@ -36,7 +36,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from os.path import commonpath
 
 import ray.cloudpickle
 
@@ -167,7 +166,7 @@ class FakeEngine(Engine):
         """Prompt tokens past the longest prefix shared with a recently seen prompt (all of them without cache)."""
         if not self.cache:
             return len(prompt)
-        shared = max((len(commonpath([prompt, seen])) for seen in self._seen), default=0)
+        shared = max((_shared_prefix(prompt, seen) for seen in self._seen), default=0)
         self._seen.append(prompt)
         return len(prompt) - shared
 
