@@ -4,7 +4,9 @@ The pool (:class:`workers.pool.EnginePool`) is created once per model, in the re
 (:mod:`service.runner.sweep`), and used for all its benchmarks and conditions. The loop keeps about one
 batch per actor waiting in the pool beyond what the actors hold (so an actor that finishes always finds
 work, and late-arriving CoT answers do not queue behind much), takes finished batches as they come
-(no barrier), and lets :class:`service.runner.work.ModelWork` commit every shard as soon as its rows
+(no barrier); batches shrink as the model's work runs out (at most its remaining requests ÷ twice its
+actors, reasoning counted apart: guided self-scheduling, so that one big batch does not run alone at the
+end), and it lets :class:`service.runner.work.ModelWork` commit every shard as soon as its rows
 are in. Phases: ``loading`` → ``reason`` (while reasoning is left; answers and other scoring run
 alongside) → ``score`` → ``done``.
 """
@@ -12,6 +14,7 @@ alongside) → ``score`` → ``done``.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from schemas.errors import EngineFailure
@@ -63,7 +66,14 @@ class ModelRun:
                         phase, f"{key}: {'generating reasoning and scoring' if phase == 'reason' else 'scoring'}"
                     )
                 while pool.backlog < pool.num_actors * pool.batch_size:
-                    batch = work.next_batch()
+                    # guided self-scheduling: batches shrink as the work runs out, so the actors finish together
+                    # (reasoning by its own count: one reasoning request costs many scoring ones)
+                    share = 2 * pool.num_actors
+                    most = {
+                        "generate": max(1, math.ceil(work.remaining[REASON] / share)),
+                        "score": max(1, math.ceil((work.remaining[REASON] + work.remaining[SCORE]) / share)),
+                    }
+                    batch = work.next_batch(most=most)
                     if batch is None:
                         break
                     tracker.batch_sent()

@@ -77,6 +77,28 @@ class WorkBatch:
     seeds: list[int] = field(default_factory=list)
     """Reason batches: each row's sampling seed."""
 
+    def split(self, size: int) -> list[WorkBatch]:
+        """This batch cut into batches of at most ``size`` requests (same shard, key and priority)."""
+        if len(self.requests) <= size:
+            return [self]
+        parts = []
+        for start in range(0, len(self.requests), size):
+            window = slice(start, start + size)
+            parts.append(
+                WorkBatch(
+                    self.kind,
+                    self.fill,
+                    self.offsets[window],
+                    self.requests[window],
+                    self.affinity,
+                    self.priority,
+                    self.prompts[window],
+                    self.reasonings[window],
+                    self.seeds[window],
+                )
+            )
+        return parts
+
 
 @dataclass(frozen=True)
 class _Run:
@@ -132,15 +154,21 @@ class ModelWork:
         return self.remaining[REASON] > 0
 
     # -- batches out -------------------------------------------------------------------------------
-    def next_batch(self) -> WorkBatch | None:
-        """The next batch to submit (None when nothing is ready: everything is sent, or answers wait)."""
+    def next_batch(self, *, most: dict[str, int] | None = None) -> WorkBatch | None:
+        """The next batch to submit, of at most ``most[kind]`` requests (None when nothing is ready: everything
+        is sent, or answers wait for their reasoning)."""
         batch = self._answers.popleft() if self._answers else None
         while batch is None and self._streams:
             batch = next(self._streams[0], None)
             if batch is None:
                 self._streams.pop(0)
-        if batch is not None:
-            self.outstanding[REASON if batch.kind == "generate" else SCORE] += 1
+        if batch is None:
+            return None
+        limit = most.get(batch.kind) if most else None
+        if limit is not None and len(batch.requests) > limit:
+            batch, *rest = batch.split(limit)
+            self._answers.extendleft(reversed(rest))  # the rest goes next, before anything else
+        self.outstanding[REASON if batch.kind == "generate" else SCORE] += 1
         return batch
 
     def _stream(self, phase: str) -> Iterator[WorkBatch]:
