@@ -13,17 +13,13 @@ condition of that model. It is driven from one thread:
 - :meth:`EnginePool.score` / :meth:`EnginePool.generate` are the simple blocking form (cut into batches
   of ``batch_size``, results in request order), for the CLI, benchmarks and tests.
 
-Failures (STYLE 10):
-
-- a request the engine cannot serve is an error result (the actor bisects batches the engine raises
-  on, see :mod:`workers.actor`); it is data, never an exception here;
-- an actor that dies (``RayActorError``, a lost node) or whose running batch misses its deadline
-  (:mod:`workers.deadlines`) is killed and replaced by a fresh actor in the same bundle; the batch it was
-  running is re-sent up to ``max_retries`` times, then cut in halves, again and again, until the request
-  that keeps losing actors is alone: after one more loss it becomes an error result. Batches queued
-  behind it are re-sent without penalty;
-- a model that cannot be loaded (at start or in a replacement), resources that never become free, or an
-  engine that breaks the batch contract raise :class:`~schemas.errors.EngineFailure`.
+Failures (STYLE 10): a request the engine cannot serve is an error result (the actor bisects batches
+the engine raises on, :mod:`workers.actor`). An actor that dies or whose running batch misses its
+deadline (:mod:`workers.deadlines`) is replaced (:mod:`workers.slots`) and its batch re-sent, then cut
+in halves until the request that keeps losing actors is alone and becomes an error result
+(:meth:`workers.routing.Piece.after_failure`); batches queued behind it are re-sent without penalty. A
+model that cannot be loaded, resources that never become free, or an engine that breaks the batch
+contract raise :class:`~schemas.errors.EngineFailure`.
 """
 
 from __future__ import annotations
@@ -31,9 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -41,12 +35,14 @@ from ray.exceptions import ObjectLostError, RayActorError, RayError
 
 from schemas.errors import EngineFailure
 from schemas.inference import EngineConfig, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
-from workers.actor import BatchOutcome, EngineActor, EngineFactory, EngineInfo
+from workers.actor import BatchOutcome, EngineFactory, EngineInfo
+from workers.blocking import run_blocking
 from workers.cluster import ensure_ray
 from workers.deadlines import DeadlinePolicy
 from workers.placement import Reservation
 from workers.progress import Completion, Kind, PoolCancelled, PoolCounters, PoolProgress
 from workers.routing import PendingQueue, Piece, Submission
+from workers.slots import ActorSlot, ActorSlots, SentBatch, reason
 
 __all__ = ["DEFAULT_BATCH_SIZE", "Completion", "EnginePool", "PoolCancelled", "PoolProgress"]
 
@@ -62,29 +58,6 @@ _LOST = (RayActorError, ObjectLostError)
 ACTOR_ENV_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 """Environment of every engine actor (``env_vars`` overrides it). OpenMP's default busy-waiting makes a
 CPU engine up to ~18× slower as soon as anything else (the driver, another actor) wants a core."""
-
-
-@dataclass(eq=False)
-class _Sent:
-    piece: Piece
-    ref: Any
-    sent_at: float
-
-
-class _Slot:
-    """One actor position (one bundle of the reservation); ``generation`` changes when its actor is replaced."""
-
-    def __init__(self, index: int, handle: Any) -> None:
-        self.index = index
-        self.handle = handle
-        self.generation = 0
-        self.in_flight: deque[_Sent] = deque()
-        self.free_since = time.monotonic()
-        """When the actor finished its last batch (the running batch's clock starts no earlier)."""
-        self.starting: Any = None
-        """The ready probe of a replacement actor still loading its engine (None when ready)."""
-        self.starting_since = 0.0
-        self.failed_starts = 0
 
 
 class EnginePool:
@@ -130,19 +103,25 @@ class EnginePool:
         self.cancelled = cancelled
         self.startup_timeout_s = startup_timeout_s
         self.counters = PoolCounters()
-        self._runtime_env = {"env_vars": {**ACTOR_ENV_DEFAULTS, **(env_vars or {})}}
-        self._engine_factory = engine_factory
         self._closed = False
         self._tickets = itertools.count()
         self._pending = PendingQueue()
-        self._refs: dict[Any, tuple[_Slot, _Sent]] = {}
+        self._refs: dict[Any, tuple[ActorSlot, SentBatch]] = {}
         self._finished: list[Completion] = []
-        self._slots: list[_Slot] = []
         self.reservation = reservation or Reservation(
             num_actors, num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor
         )
+        self._slots = ActorSlots(
+            config,
+            self.reservation,
+            engine_factory=engine_factory,
+            env_vars={**ACTOR_ENV_DEFAULTS, **(env_vars or {})},
+            counters=self.counters,
+            startup_timeout_s=startup_timeout_s,
+            max_failed_starts=max_retries,
+        )
         try:
-            self._start(startup_timeout_s)
+            self._slots.start(cancelled)
         except BaseException:
             self.close()
             raise
@@ -194,14 +173,14 @@ class EnginePool:
             self._pending.push(Piece(submission, 0, len(submission.requests)))
             self._dispatch(steal=False)  # more may follow at once: stealing waits for the next poll
         else:
-            self._finished.append(_completion(submission))
+            self._finished.append(submission.completion())
         return submission.ticket
 
     def poll(self, timeout_s: float = POLL_S) -> list[Completion]:
         """Send what fits, wait up to ``timeout_s`` for results, and return the finished submissions."""
         self._check_open()
         self._dispatch()
-        waiting = list(self._refs) + [slot.starting for slot in self._slots if slot.starting is not None]
+        waiting = list(self._refs) + self._slots.starting_probes()
         if waiting and not self._finished:
             first, _ = ray.wait(waiting, num_returns=1, timeout=timeout_s)
             if first:
@@ -212,7 +191,7 @@ class EnginePool:
                 self._collect(ready)
         elif not waiting and not self._finished and len(self._pending):
             time.sleep(min(timeout_s, POLL_S))  # every actor is starting or gone: nothing to wait on yet
-        self._check_starting()
+        self._slots.check_starting()
         self._check_deadlines()
         # no dispatch here: the caller first hands in the work these results unlock (a CoT answer after its
         # reasoning), so that it can take the free slots before older, lower-priority batches
@@ -238,7 +217,7 @@ class EnginePool:
         cancelled: Callable[[], bool] | None = None,
     ) -> list[ScoreResult]:
         """Score every request (blocking; see :meth:`workers.engine.Engine.score`); results in request order."""
-        return self._run_blocking("score", requests, progress, cancelled)
+        return run_blocking(self, "score", requests, progress or self.progress, cancelled or self.cancelled)
 
     def generate(
         self,
@@ -248,7 +227,7 @@ class EnginePool:
         cancelled: Callable[[], bool] | None = None,
     ) -> list[GenerateResult]:
         """Sample for every request (blocking; see :meth:`workers.engine.Engine.generate`); results in order."""
-        return self._run_blocking("generate", requests, progress, cancelled)
+        return run_blocking(self, "generate", requests, progress or self.progress, cancelled or self.cancelled)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Close every engine, end the actors and release the reservation (idempotent)."""
@@ -257,12 +236,8 @@ class EnginePool:
         self._closed = True
         try:
             self.cancel()
-            refs = [slot.handle.close.remote() for slot in self._slots if slot.starting is None]
-            if refs:
-                ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+            self._slots.close(timeout_s)
         finally:
-            for slot in self._slots:
-                _kill(slot.handle)
             self.reservation.release()
 
     def __enter__(self) -> EnginePool:
@@ -270,83 +245,6 @@ class EnginePool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- actors --------------------------------------------------------------------------------------
-    def _new_actor(self, index: int) -> Any:
-        options = {**self.reservation.options(index), "runtime_env": self._runtime_env}
-        return EngineActor.options(**options).remote(self.config, self._engine_factory)
-
-    def _start(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.reservation.wait(min(POLL_S, max(0.0, deadline - time.monotonic()))):
-            if self.cancelled is not None and self.cancelled():
-                raise PoolCancelled(0, 0)
-            if time.monotonic() >= deadline:
-                available = ray.available_resources()  # type: ignore[no-untyped-call]
-                raise EngineFailure(
-                    f"the resources for {self.num_actors} engine actor(s) of {self.config.model_path} "
-                    f"({self.reservation.demand}) were not free after {timeout_s:.0f}s; the cluster may lack them "
-                    f"(available: {available})"
-                )
-        self._slots = [_Slot(i, self._new_actor(i)) for i in range(self.num_actors)]
-        refs = [slot.handle.info.remote() for slot in self._slots]
-        pending = refs
-        while pending:
-            _, pending = ray.wait(
-                refs, num_returns=len(refs), timeout=min(POLL_S, max(0.0, deadline - time.monotonic()))
-            )
-            if pending and self.cancelled is not None and self.cancelled():
-                raise PoolCancelled(0, 0)
-            if pending and time.monotonic() >= deadline:
-                raise EngineFailure(
-                    f"{len(pending)} of {len(refs)} engine actors for {self.config.model_path} were not ready after "
-                    f"{timeout_s:.0f}s (loading the model took too long)"
-                )
-        for ref in refs:
-            try:
-                ray.get(ref)
-            except RayError as exc:
-                raise EngineFailure(
-                    f"the {self.config.engine} engine for {self.config.model_path} could not be started: {_reason(exc)}"
-                ) from exc
-        now = time.monotonic()
-        for slot in self._slots:
-            slot.free_since = now
-
-    def _replace(self, slot: _Slot) -> None:
-        _kill(slot.handle)
-        slot.handle = self._new_actor(slot.index)
-        slot.generation += 1
-        slot.starting = slot.handle.info.remote()
-        slot.starting_since = time.monotonic()
-        self.counters.actors_replaced += 1
-
-    def _check_starting(self) -> None:
-        for slot in self._slots:
-            if slot.starting is None:
-                continue
-            ready, _ = ray.wait([slot.starting], timeout=0)
-            if not ready:
-                if time.monotonic() - slot.starting_since > self.startup_timeout_s:
-                    raise EngineFailure(
-                        f"a replacement {self.config.engine} engine for {self.config.model_path} was not ready after "
-                        f"{self.startup_timeout_s:.0f}s"
-                    )
-                continue
-            try:
-                ray.get(slot.starting)
-            except RayActorError as exc:
-                slot.failed_starts += 1
-                if exc.actor_init_failed or slot.failed_starts > self.max_retries:
-                    raise EngineFailure(
-                        f"a replacement {self.config.engine} engine could not be started: {_reason(exc)}"
-                    ) from exc
-                log.warning("a replacement engine actor died while starting (%s); starting another", _reason(exc))
-                self._replace(slot)
-                continue
-            slot.starting = None
-            slot.failed_starts = 0
-            slot.free_since = time.monotonic()
 
     # -- dispatch ------------------------------------------------------------------------------------
     def _dispatch(self, *, steal: bool = True) -> None:
@@ -359,12 +257,12 @@ class EnginePool:
                 if piece is None:
                     continue
                 ref = slot.handle.run_batch.remote(piece.kind, piece.requests)
-                sent = _Sent(piece, ref, time.monotonic())
+                sent = SentBatch(piece, ref, time.monotonic())
                 slot.in_flight.append(sent)
                 self._refs[ref] = (slot, sent)
 
     def _collect(self, ready: list[Any]) -> None:
-        lost: list[tuple[_Slot, BaseException]] = []
+        lost: list[tuple[ActorSlot, BaseException]] = []
         for ref in ready:
             entry = self._refs.pop(ref, None)
             if entry is None:
@@ -378,7 +276,7 @@ class EnginePool:
             except RayError as exc:  # the actor's batch method raised: a broken engine, not a bad request
                 raise EngineFailure(
                     f"the {self.config.engine} engine failed on a batch of {sent.piece.size} {sent.piece.kind} "
-                    f"requests: {_reason(exc)}"
+                    f"requests: {reason(exc)}"
                 ) from exc
             slot.in_flight.remove(sent)
             slot.free_since = time.monotonic()
@@ -388,48 +286,33 @@ class EnginePool:
             self._deliver(sent.piece, outcome.results, outcome.seconds)
         for slot, error in lost:
             if slot.in_flight:  # not yet replaced because of another of its batches
-                log.warning("engine actor %d lost (%s); replacing it", slot.index, _reason(error))
-                self._lose_actor(slot, f"its engine actor was lost ({_reason(error)})")
+                log.warning("engine actor %d lost (%s); replacing it", slot.index, reason(error))
+                self._lose_actor(slot, f"its engine actor was lost ({reason(error)})")
 
     def _check_deadlines(self) -> None:
-        now = time.monotonic()
-        for slot in self._slots:
-            if slot.starting is not None or not slot.in_flight:
-                continue
-            head = slot.in_flight[0]
-            limit = self.deadlines.deadline_s(head.piece.kind, head.piece.size)
-            if now - max(head.sent_at, slot.free_since) > limit:
-                self.counters.timeouts += 1
-                log.warning(
-                    "a batch of %d %s requests ran past its deadline of %.1fs on engine actor %d; replacing the actor",
-                    head.piece.size,
-                    head.piece.kind,
-                    limit,
-                    slot.index,
-                )
-                self._lose_actor(slot, f"it ran past its deadline of {limit:.1f}s")
+        for slot, limit in self._slots.overdue(self.deadlines):
+            self.counters.timeouts += 1
+            self._lose_actor(slot, f"it ran past its deadline of {limit:.1f}s")
 
-    def _lose_actor(self, slot: _Slot, reason: str) -> None:
+    def _lose_actor(self, slot: ActorSlot, reason: str) -> None:
         """Replace the slot's actor: charge the batch it was running, re-send the ones queued behind it."""
         sent = list(slot.in_flight)
         slot.in_flight.clear()
         for entry in sent:
             self._refs.pop(entry.ref, None)
-        self._replace(slot)
+        self._slots.replace(slot)
         for entry in sent[1:]:
             self._pending.push(entry.piece)
         if sent:
             self._charge(sent[0].piece, reason)
 
     def _charge(self, piece: Piece, reason: str) -> None:
-        piece.failures += 1
-        if piece.failures <= self.max_retries:
-            self.counters.retries += 1
-            self._pending.push(piece)
-        elif piece.size > 1:
-            self.counters.splits += 1
-            for half in piece.halves():
-                self._pending.push(half)
+        again = piece.after_failure(self.max_retries)
+        if again:
+            self.counters.retries += len(again) == 1
+            self.counters.splits += len(again) == 2
+            for part in again:
+                self._pending.push(part)
         else:
             message = f"the request was given up after {piece.failures} tries: {reason}"
             failed = ScoreResult.failed(message) if piece.kind == "score" else GenerateResult.failed(message)
@@ -449,89 +332,8 @@ class EnginePool:
             counters.tokens_computed += result.tokens_computed
             counters.errors += result.error is not None
         if submission.remaining == 0:
-            self._finished.append(_completion(submission))
-
-    # -- the blocking form ---------------------------------------------------------------------------
-    def _run_blocking(
-        self,
-        kind: Kind,
-        requests: Sequence[Any],
-        progress: Callable[[PoolProgress], None] | None,
-        cancelled: Callable[[], bool] | None,
-    ) -> list[Any]:
-        self._check_open()
-        progress = progress or self.progress
-        cancelled = cancelled or self.cancelled
-        size = self.batch_size
-        tickets = {self.submit(kind, requests[i : i + size]) for i in range(0, len(requests), size)}
-        outputs: dict[int, list[Any]] = {}
-        done = tokens = computed = errors = 0
-        retries_before = self.counters.retries + self.counters.splits
-        started = time.monotonic()
-        try:
-            while len(outputs) < len(tickets):
-                if cancelled is not None and cancelled():
-                    raise PoolCancelled(done, len(requests))
-                for completion in self.poll(POLL_S):
-                    if completion.ticket not in tickets:
-                        continue
-                    outputs[completion.ticket] = completion.results
-                    done += len(completion.results)
-                    tokens += completion.tokens_requested
-                    computed += completion.tokens_computed
-                    errors += completion.errors
-                    if progress is not None:
-                        elapsed = time.monotonic() - started
-                        progress(
-                            PoolProgress(
-                                kind=kind,
-                                prompts_done=done,
-                                prompts_total=len(requests),
-                                tokens_processed=tokens,
-                                tokens_computed=computed,
-                                tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0,
-                                elapsed_s=elapsed,
-                                batches_done=len(outputs),
-                                batches_total=len(tickets),
-                                retries=self.counters.retries + self.counters.splits - retries_before,
-                                errors=errors,
-                            )
-                        )
-        except BaseException:
-            self.cancel()
-            raise
-        return [result for ticket in sorted(outputs) for result in outputs[ticket]]
+            self._finished.append(submission.completion())
 
     def _check_open(self) -> None:
         if self._closed:
             raise EngineFailure("the engine pool is closed; create a new EnginePool")
-
-
-def _completion(submission: Submission) -> Completion:
-    results = submission.results
-    return Completion(
-        ticket=submission.ticket,
-        kind=submission.kind,
-        tag=submission.tag,
-        results=results,
-        tokens_requested=sum(r.tokens_requested for r in results),
-        tokens_computed=sum(r.tokens_computed for r in results),
-        errors=sum(r.error is not None for r in results),
-        engine_seconds=submission.engine_seconds,
-    )
-
-
-def _kill(handle: Any) -> None:
-    try:
-        ray.kill(handle, no_restart=True)
-    except Exception as exc:  # an actor that is already gone need not be killed
-        log.debug("killing engine actor failed: %s", exc)
-
-
-def _reason(exc: BaseException) -> str:
-    """The engine's own exception (type: message) when Ray carries one, else Ray's last message line."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException):
-        return f"{type(cause).__name__}: {cause}"
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__

@@ -22,7 +22,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.progress import Kind
+from workers.progress import Completion, Kind
 
 _sequence = itertools.count()
 
@@ -46,6 +46,20 @@ class Submission:
         self.results = [None] * len(self.requests)
         self.remaining = len(self.requests)
 
+    def completion(self) -> Completion:
+        """What :meth:`workers.pool.EnginePool.poll` returns for it once every result is in."""
+        results = self.results
+        return Completion(
+            ticket=self.ticket,
+            kind=self.kind,
+            tag=self.tag,
+            results=results,
+            tokens_requested=sum(r.tokens_requested for r in results),
+            tokens_computed=sum(r.tokens_computed for r in results),
+            errors=sum(r.error is not None for r in results),
+            engine_seconds=self.engine_seconds,
+        )
+
 
 @dataclass(eq=False)
 class Piece:
@@ -64,6 +78,17 @@ class Piece:
     @property
     def kind(self) -> Kind:
         return self.submission.kind
+
+    def after_failure(self, max_retries: int) -> list[Piece]:
+        """What to send again after this piece lost its actor (died or missed its deadline) once more: itself
+        while it has failed at most ``max_retries`` times, then its two halves (each failing on from there),
+        and nothing for a single request that keeps failing: it is given up (an error result)."""
+        self.failures += 1
+        if self.failures <= max_retries:
+            return [self]
+        if self.size > 1:
+            return list(self.halves())
+        return []
 
     def halves(self) -> tuple[Piece, Piece]:
         """The piece cut in two (it must hold at least two requests); failures carry over."""

@@ -26,89 +26,18 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from evals.scoring import flatten_forms
 from schemas.inference import GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 from service.runner import rows as row_builder
+from service.runner.batches import Run, ShardFill, WorkBatch
 from service.runner.context import ModelToRun, RunContext
-from service.runner.plan import REASON, SCORE, ConditionPlan, JobPlan, Shard, part_path, reasoning_seed
+from service.runner.plan import REASON, SCORE, ConditionPlan, JobPlan, part_path, reasoning_seed
 from service.runner.rows import Reasoning
 from service.store import ShardKey
 
 ANSWER_PRIORITY, REASON_PRIORITY, SCORE_PRIORITY = 0, 1, 2
-
-
-class ShardFill:
-    """A shard being filled: one value per row (a reasoning or a sample row), and its token counts."""
-
-    def __init__(self, shard: Shard) -> None:
-        self.shard = shard
-        self.values: list[Any] = [None] * len(shard.rows)
-        self.remaining = len(shard.rows)
-        self.tokens = 0
-        self.computed = 0
-        self.errors = 0
-
-    def put(self, offset: int, value: Any, result: ScoreResult | GenerateResult) -> None:
-        self.values[offset] = value
-        self.remaining -= 1
-        self.tokens += result.tokens_requested
-        self.computed += result.tokens_computed
-        self.errors += result.error is not None
-
-
-@dataclass
-class WorkBatch:
-    """One batch for the pool, and what is needed to turn its results into rows."""
-
-    kind: str
-    fill: ShardFill
-    offsets: list[int]
-    """Rows of the shard, in request order."""
-    requests: list[Any]
-    affinity: tuple[str, int]
-    priority: int
-    prompts: list[str] = field(default_factory=list)
-    """Score batches: each row's prompt text."""
-    reasonings: list[Reasoning | None] = field(default_factory=list)
-    """Score batches: each row's reasoning (CoT), else None."""
-    seeds: list[int] = field(default_factory=list)
-    """Reason batches: each row's sampling seed."""
-
-    def split(self, size: int) -> list[WorkBatch]:
-        """This batch cut into batches of at most ``size`` requests (same shard, key and priority)."""
-        if len(self.requests) <= size:
-            return [self]
-        parts = []
-        for start in range(0, len(self.requests), size):
-            window = slice(start, start + size)
-            parts.append(
-                WorkBatch(
-                    self.kind,
-                    self.fill,
-                    self.offsets[window],
-                    self.requests[window],
-                    self.affinity,
-                    self.priority,
-                    self.prompts[window],
-                    self.reasonings[window],
-                    self.seeds[window],
-                )
-            )
-        return parts
-
-
-@dataclass(frozen=True)
-class _Run:
-    """Consecutive rows of one shard within one item block."""
-
-    plan: ConditionPlan
-    shard: int
-    start: int
-    stop: int
-    block: int
 
 
 class ModelWork:
@@ -173,7 +102,7 @@ class ModelWork:
 
     def _stream(self, phase: str) -> Iterator[WorkBatch]:
         for benchmark in dict.fromkeys(c.benchmark for c in self.plan.conditions):
-            runs: dict[int, list[_Run]] = {}
+            runs: dict[int, list[Run]] = {}
             for condition in self.plan.conditions:
                 if condition.benchmark == benchmark and (condition.is_cot or phase == SCORE):
                     for run in self._runs(condition):
@@ -184,25 +113,25 @@ class ModelWork:
                     if batch is not None:
                         yield batch
 
-    def _runs(self, condition: ConditionPlan) -> list[_Run]:
+    def _runs(self, condition: ConditionPlan) -> list[Run]:
         ordinals = self._ordinals.setdefault(condition.benchmark, {})
         if not ordinals:  # an item's ordinal within its benchmark: the same under every condition
             for other in self.plan.conditions:
                 if other.benchmark == condition.benchmark:
                     for row in other.rows:
                         ordinals.setdefault(row.prompt.item_id, len(ordinals))
-        runs: list[_Run] = []
+        runs: list[Run] = []
         for index, row in enumerate(condition.rows):
             shard, offset = divmod(index, self.plan.shard_size)
             block = ordinals[row.prompt.item_id] // self.block_items
             last = runs[-1] if runs else None
             if last and (last.shard, last.block) == (shard, block) and last.stop - last.start < self.batch_size:
-                runs[-1] = _Run(condition, shard, last.start, offset + 1, block)
+                runs[-1] = Run(condition, shard, last.start, offset + 1, block)
             else:
-                runs.append(_Run(condition, shard, offset, offset + 1, block))
+                runs.append(Run(condition, shard, offset, offset + 1, block))
         return runs
 
-    def _key(self, run: _Run, phase: str) -> ShardKey:
+    def _key(self, run: Run, phase: str) -> ShardKey:
         return ShardKey(self.model.position, run.plan.benchmark, run.plan.condition, phase, run.shard)
 
     def _fill(self, key: ShardKey) -> ShardFill:
@@ -211,7 +140,7 @@ class ModelWork:
             fill = self._fills[key] = ShardFill(self._shards[key])
         return fill
 
-    def _batch(self, phase: str, run: _Run) -> WorkBatch | None:
+    def _batch(self, phase: str, run: Run) -> WorkBatch | None:
         reason_key, score_key = self._key(run, REASON), self._key(run, SCORE)
         affinity = (run.plan.benchmark, run.block)
         offsets = list(range(run.start, run.stop))

@@ -143,7 +143,11 @@ def test_killed_actor_is_replaced_and_its_batches_retried(tmp_path: Path) -> Non
     assert events[-1].errors == 0
     assert pool.counters.actors_replaced == 1
     assert victim_pid not in pids_after
-    assert len(served(tmp_path)) == 3  # the victim, its surviving peer and the replacement
+    batches = served(tmp_path)
+    assert victim_pid in batches
+    # the victim and its surviving peer; the replacement too unless the peer finished first
+    assert set(batches) <= {victim_pid} | pids_after
+    assert len(batches) >= 2
 
 
 def test_a_request_the_engine_raises_on_becomes_one_error_result() -> None:
