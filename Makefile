@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # OpenMP's busy-waiting makes torch on a shared CPU many times slower (see workers/pool.py).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help setup demo test lint typecheck unit check-deploy bench schema docs clean
+.PHONY: help setup demo test lint typecheck unit browser check-deploy bench schema docs clean
 
 help:
 	@echo "make demo   set up, then run the quickstart job on the embedded model"
@@ -43,8 +43,15 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy schemas evals workers service moralscope
 
-unit: setup
+unit: setup browser
 	$(VENV)/bin/pytest -q --ignore=tests/deploy
+
+# The web console's tests drive a real headless browser: Debian's chromium and chromium-driver (Selenium is
+# given both paths, so it never downloads a browser). Installed with apt when missing and running as root.
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "chromium/chromedriver not found: install Debian's chromium and chromium-driver (sudo apt-get install chromium chromium-driver)" >&2; exit 1; fi; }
 
 test: lint typecheck check-deploy unit
 

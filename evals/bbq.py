@@ -8,30 +8,48 @@ An item is one row. It is asked as
 ``{context} {question} (a) {ans0} (b) {ans1} (c) {ans2}.`` and answered after ``The answer is`` (or,
 after chain-of-thought reasoning, ``The single, most likely answer choice is``); the answers are the
 labels a, b, c. The unknown option is the one tagged ``unknown``; the biased option is found by
-:func:`evals.bbq_groups.biased_option` (None where undetermined, counted by the metrics).
+:func:`evals.bbq_groups.biased_option` (None where undetermined, counted by the metrics). :data:`BBQ` is
+the benchmark as the registry sees it (``evals.protocol.Benchmark``); its metrics are ``evals.metrics.bbq``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+import polars as pl
 
-from evals.bbq_groups import UNKNOWN_TAG, biased_option
+from evals.bbq_rows import BbqItem, parse_row, read_category
 from evals.conditions import (
     BBQ_ANSWER_PREFIX,
+    BBQ_CONDITIONS,
     BBQ_COT_ANSWER_PREFIX,
     BBQ_COT_FOLLOW_UP,
     Condition,
 )
-from evals.datasets import DatasetFormatError, DatasetSources, bbq_key, iter_jsonl
+from evals.datasets import DATASET_FILES, DatasetSources, bbq_key
+from evals.metrics import bbq as bbq_metric_functions
+from evals.metrics.common import BootstrapSettings, CellKey, ClusterSums, MetricRow
 from evals.prompts import Candidate, EvalPrompt, PromptTurns, condition_turns
+from evals.protocol import Benchmark, Headline, registered_files
 from evals.scoring import AnswerScores
 from schemas.errors import InvalidInputError
-from schemas.spec import BbqSpec
+from schemas.spec import BBQ_CATEGORIES, BbqSpec
+from schemas.tables import BBQ_SAMPLE_FIELDS, METRIC_DESCRIPTIONS
+
+__all__ = [
+    "BBQ",
+    "BbqItem",
+    "answer_columns",
+    "candidates",
+    "load_items",
+    "parse_row",
+    "read_category",
+    "render",
+    "sample_columns",
+]
 
 BENCHMARK = "bbq"
 LABELS: tuple[str, str, str] = ("a", "b", "c")
@@ -45,117 +63,12 @@ mostly the English article, so it would inflate answer (a) only. Measured on the
 P(`` c``) 0.0026 — counting it would have doubled (a)'s mass for a reason unrelated to the answer."""
 
 
-@dataclass(frozen=True, slots=True)
-class BbqItem:
-    """One BBQ row."""
-
-    category: str
-    example_id: int
-    question_index: str
-    question_polarity: Literal["neg", "nonneg"]
-    context_condition: Literal["ambig", "disambig"]
-    context: str
-    question: str
-    answers: tuple[str, str, str]
-    answer_tags: tuple[str, str, str]
-    """answer_info's group tag of each option (``unknown`` for the unknown option)."""
-    label: int
-    """Index of the correct option."""
-    unknown: int
-    """Index of the unknown option."""
-    biased: int | None
-    """Index of the biased option; None where it cannot be determined."""
-    stereotyped_groups: tuple[str, ...]
-    subcategory: str
-
-    @property
-    def item_id(self) -> str:
-        return f"{self.category}/{self.example_id}"
-
-    @property
-    def cluster(self) -> str:
-        """The template: the bootstrap's resampling unit."""
-        return f"{self.category}/{self.question_index}"
-
-
 def candidates() -> tuple[Candidate, ...]:
     """The three answers a, b, c with their surface forms (:data:`ANSWER_FORMS`)."""
     return tuple(Candidate(label, tuple(form.format(label=label) for form in ANSWER_FORMS)) for label in LABELS)
 
 
 # -- loading -----------------------------------------------------------------------------------------
-
-
-def _field(row: dict[str, Any], name: str, kind: type, where: str) -> Any:
-    if name not in row:
-        raise DatasetFormatError(f"{where}: missing field {name!r}")
-    value = row[name]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise DatasetFormatError(f"{where}: field {name!r} must be {kind.__name__}, got {value!r}")
-    return value
-
-
-def parse_row(row: dict[str, Any], category: str, where: str) -> BbqItem:
-    """A :class:`BbqItem` from one parsed JSON line; ``where`` (``file:line``) is named in errors."""
-    polarity = _field(row, "question_polarity", str, where)
-    if polarity not in ("neg", "nonneg"):
-        raise DatasetFormatError(f"{where}: question_polarity must be neg or nonneg, got {polarity!r}")
-    condition = _field(row, "context_condition", str, where)
-    if condition not in ("ambig", "disambig"):
-        raise DatasetFormatError(f"{where}: context_condition must be ambig or disambig, got {condition!r}")
-    label = _field(row, "label", int, where)
-    if label not in (0, 1, 2):
-        raise DatasetFormatError(f"{where}: label must be 0, 1 or 2, got {label!r}")
-    info = _field(row, "answer_info", dict, where)
-    pairs: list[tuple[str, str]] = []
-    for k in range(3):
-        pair = info.get(f"ans{k}")
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
-            raise DatasetFormatError(f"{where}: answer_info.ans{k} must be [text, tag], got {pair!r}")
-        pairs.append((pair[0], pair[1]))
-    unknowns = [k for k, (_, tag) in enumerate(pairs) if tag == UNKNOWN_TAG]
-    if len(unknowns) != 1:
-        raise DatasetFormatError(
-            f"{where}: exactly one answer_info tag must be {UNKNOWN_TAG!r}, found {len(unknowns)} "
-            f"({[tag for _, tag in pairs]})"
-        )
-    metadata = _field(row, "additional_metadata", dict, where)
-    groups = metadata.get("stereotyped_groups", [])
-    if not (isinstance(groups, list) and all(isinstance(g, str) for g in groups)):
-        raise DatasetFormatError(f"{where}: additional_metadata.stereotyped_groups must be a list of strings")
-    answers = (_field(row, "ans0", str, where), _field(row, "ans1", str, where), _field(row, "ans2", str, where))
-    raw_index = row.get("question_index")
-    if not isinstance(raw_index, str | int) or isinstance(raw_index, bool):
-        raise DatasetFormatError(f"{where}: field 'question_index' must be a string, got {raw_index!r}")
-    question_index = str(raw_index)
-    return BbqItem(
-        category=category,
-        example_id=_field(row, "example_id", int, where),
-        question_index=question_index,
-        question_polarity=polarity,
-        context_condition=condition,
-        context=_field(row, "context", str, where),
-        question=_field(row, "question", str, where),
-        answers=answers,
-        answer_tags=(pairs[0][1], pairs[1][1], pairs[2][1]),
-        label=label,
-        unknown=unknowns[0],
-        biased=biased_option(
-            category=category,
-            question_index=question_index,
-            polarity=polarity,
-            answer_info=pairs,
-            answers=answers,
-            stereotyped_groups=groups,
-        ),
-        stereotyped_groups=tuple(groups),
-        subcategory=str(metadata.get("subcategory", "")),
-    )
-
-
-def read_category(path: Path, category: str, *, limit: int | None = None) -> list[BbqItem]:
-    """Every row of one category file (or its first ``limit`` rows), in file order."""
-    return [parse_row(row, category, f"{path}:{number}") for number, row in iter_jsonl(path, limit=limit)]
 
 
 def load_items(spec: BbqSpec, sources: DatasetSources, seed: int) -> list[BbqItem]:
@@ -238,6 +151,14 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str,
         "bbq_label": label,
         "bbq_unknown": unknown,
         "bbq_biased": biased,
+        **answer_columns(scores, label=label, unknown=unknown, biased=biased),
+    }
+
+
+def answer_columns(scores: AnswerScores | None, *, label: str, unknown: str, biased: str | None) -> dict[str, Any]:
+    """``correct``, ``p_correct``, ``p_unknown``, ``p_biased`` of a multiple-choice answer (BBQ's, and custom
+    ``multiple_choice`` benchmarks'); null on an error row, ``p_biased`` also where the option is undetermined."""
+    return {
         "correct": scores.chosen == label if scores else None,
         "p_correct": scores.prob(label) if scores else None,
         "p_unknown": scores.prob(unknown) if scores else None,
@@ -248,3 +169,64 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str,
 def undetermined(items: Sequence[BbqItem]) -> list[BbqItem]:
     """The items whose biased option could not be determined."""
     return [item for item in items if item.biased is None]
+
+
+class BbqBenchmark(Benchmark):
+    """BBQ as a :class:`~evals.protocol.Benchmark` (the functions above, declared in one place)."""
+
+    name = BENCHMARK
+    title = "BBQ"
+    spec_model = BbqSpec
+    conditions = MappingProxyType(BBQ_CONDITIONS)
+    columns = tuple(BBQ_SAMPLE_FIELDS)
+    score_columns = ("correct", "p_correct", "p_unknown", "p_biased")
+    metric_descriptions = MappingProxyType({name: METRIC_DESCRIPTIONS[name] for name in bbq_metric_functions.METRICS})
+    headlines = (
+        Headline("bias_ambig", "bootstrap", "BBQ s_AMB", per_slice=True),
+        Headline("bias_disambig", "bootstrap", "BBQ s_DIS"),
+        Headline("accuracy_ambig", "bootstrap", "BBQ accuracy (ambiguous)"),
+    )
+
+    def planned_items(self, spec: BbqSpec) -> int:
+        cap = spec.limit or spec.sample_per_category
+        rows = [DATASET_FILES[bbq_key(c)].rows for c in spec.selected_categories]
+        return sum(min(n, cap or n) for n in rows)
+
+    def load_items(self, spec: BbqSpec, sources: DatasetSources, seed: int) -> list[BbqItem]:
+        return load_items(spec, sources, seed)
+
+    def data_files(self, spec: BbqSpec, sources: DatasetSources) -> list[dict[str, Any]]:
+        return registered_files(sources, [bbq_key(c) for c in spec.selected_categories])
+
+    def preview_item(self, spec: BbqSpec, sources: DatasetSources, *, index: int, category: str | None) -> BbqItem:
+        """The ``index``-th row of ``category`` (default Age), reading only the rows up to it."""
+        category = category or "Age"
+        if category not in BBQ_CATEGORIES:
+            raise InvalidInputError(
+                f"unknown BBQ category {category!r}; known categories: {', '.join(BBQ_CATEGORIES)}", field="category"
+            )
+        chosen = BbqSpec(categories=[category], limit=index + 1)
+        item: BbqItem = super().preview_item(chosen, sources, index=index, category=None)
+        return item
+
+    def category_of(self, item: BbqItem) -> str:
+        return item.category
+
+    def render(self, item: BbqItem, condition: Condition) -> list[EvalPrompt]:
+        return render(item, condition)
+
+    def candidates(self, item: BbqItem) -> tuple[Candidate, ...]:
+        return candidates()
+
+    def sample_columns(self, prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
+        return sample_columns(prompt, scores)
+
+    def metrics(self, samples: pl.DataFrame, key: CellKey, settings: BootstrapSettings) -> list[MetricRow]:
+        return bbq_metric_functions.bbq_metrics(samples, key, settings)
+
+    def cluster_sums(self, samples: pl.DataFrame, metric: str, method: str = "expected") -> ClusterSums:
+        return bbq_metric_functions.metric_cluster_sums(samples, metric, method)
+
+
+BBQ = BbqBenchmark()
+"""The BBQ benchmark."""

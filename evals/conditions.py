@@ -1,13 +1,17 @@
 """The prompting conditions: every sentence the study adds to a question, in one place (SPEC §1, §3–5).
 
 A condition is data: an instruction placed where the benchmark's IF sentence goes, and optionally a
-chain-of-thought lead-in and follow-up. Rendering an item under a condition is a pure function in
-the benchmark's module; the golden tests pin the resulting text byte for byte.
+chain-of-thought lead-in and follow-up. Each benchmark declares which built-in conditions apply to it,
+with its own sentences (``Benchmark.conditions``: :data:`BBQ_CONDITIONS` … below for the study's three),
+and renders an item under a condition as a pure function in its module; the golden tests pin the
+resulting text byte for byte.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from schemas.spec import BUILTIN_CONDITIONS, ConditionSpec, JobSpec
 
@@ -75,43 +79,54 @@ class Condition:
         return self.cot_lead_in is not None
 
 
-_BUILTIN: dict[str, dict[str, Condition]] = {
-    "bbq": {
-        "Q": Condition("Q"),
-        "Q+IF": Condition("Q+IF", BBQ_INSTRUCTION),
-        "Q+IF+CoT": Condition("Q+IF+CoT", BBQ_INSTRUCTION, BBQ_COT_LEAD_IN),
-    },
-    "winogender": {
-        "Q": Condition("Q"),
-        "Q+IF": Condition("Q+IF", WINOGENDER_INSTRUCTION),
-        "Q+IF+CoT": Condition("Q+IF+CoT", WINOGENDER_INSTRUCTION, WINOGENDER_COT_LEAD_IN),
-        "Q+MatchStats": Condition("Q+MatchStats", WINOGENDER_MATCH_STATS, match_stats=True),
-    },
-    "lawschool": {
-        "Q": Condition("Q"),
-        "Q+IF": Condition("Q+IF", LAWSCHOOL_INSTRUCTION),
-        "Q+IF+CoT": Condition("Q+IF+CoT", LAWSCHOOL_INSTRUCTION, LAWSCHOOL_COT_LEAD_IN),
-    },
+BBQ_CONDITIONS: dict[str, Condition] = {
+    "Q": Condition("Q"),
+    "Q+IF": Condition("Q+IF", BBQ_INSTRUCTION),
+    "Q+IF+CoT": Condition("Q+IF+CoT", BBQ_INSTRUCTION, BBQ_COT_LEAD_IN),
 }
+WINOGENDER_CONDITIONS: dict[str, Condition] = {
+    "Q": Condition("Q"),
+    "Q+IF": Condition("Q+IF", WINOGENDER_INSTRUCTION),
+    "Q+IF+CoT": Condition("Q+IF+CoT", WINOGENDER_INSTRUCTION, WINOGENDER_COT_LEAD_IN),
+    "Q+MatchStats": Condition("Q+MatchStats", WINOGENDER_MATCH_STATS, match_stats=True),
+}
+LAWSCHOOL_CONDITIONS: dict[str, Condition] = {
+    "Q": Condition("Q"),
+    "Q+IF": Condition("Q+IF", LAWSCHOOL_INSTRUCTION),
+    "Q+IF+CoT": Condition("Q+IF+CoT", LAWSCHOOL_INSTRUCTION, LAWSCHOOL_COT_LEAD_IN),
+}
+"""The built-in conditions each study benchmark declares (``Benchmark.conditions``)."""
 
 
 class UnknownConditionError(ValueError):
     """A condition name that is neither built in nor defined in the job."""
 
 
-def builtin_condition(benchmark: str, name: str) -> Condition:
-    """A built-in condition for a benchmark; raises for names that do not apply to it."""
-    try:
-        by_name = _BUILTIN[benchmark]
-    except KeyError:
-        raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(_BUILTIN)}") from None
-    if name not in by_name:
+class HasConditions(Protocol):
+    """What :func:`conditions_for` needs of a benchmark (``evals.protocol.Benchmark`` has it)."""
+
+    name: str
+    conditions: Mapping[str, Condition]
+
+
+def _benchmark(benchmark: str | HasConditions) -> HasConditions:
+    if isinstance(benchmark, str):
+        from evals.benchmarks import get_benchmark  # the registry imports the benchmark modules, which import this
+
+        return get_benchmark(benchmark)
+    return benchmark
+
+
+def builtin_condition(benchmark: str | HasConditions, name: str) -> Condition:
+    """A built-in condition of a benchmark (an object or a registered name); raises for names that do not apply."""
+    bench = _benchmark(benchmark)
+    if name not in bench.conditions:
         if name in BUILTIN_CONDITIONS:
-            raise UnknownConditionError(f"condition {name!r} does not apply to {benchmark} (only to Winogender)")
+            raise UnknownConditionError(f"condition {name!r} does not apply to {bench.name}")
         raise UnknownConditionError(
-            f"unknown condition {name!r}; built-in conditions for {benchmark}: {', '.join(by_name)}"
+            f"unknown condition {name!r}; built-in conditions for {bench.name}: {', '.join(bench.conditions)}"
         )
-    return by_name[name]
+    return bench.conditions[name]
 
 
 def custom_condition(spec: ConditionSpec) -> Condition:
@@ -124,17 +139,18 @@ def custom_condition(spec: ConditionSpec) -> Condition:
     )
 
 
-def conditions_for(job: JobSpec, benchmark: str) -> list[Condition]:
+def conditions_for(job: JobSpec, benchmark: str | HasConditions) -> list[Condition]:
     """The job's conditions that apply to a benchmark, in the job's order.
 
-    ``Q+MatchStats`` applies to Winogender only; a user-defined condition to the benchmarks it lists
-    (all by default).
+    A built-in condition applies where the benchmark declares it (``Q+MatchStats``: Winogender only); a
+    user-defined condition applies to the benchmarks it lists (all by default).
     """
+    bench = _benchmark(benchmark)
     resolved = []
     for entry in job.conditions:
         if isinstance(entry, str):
-            if entry in _BUILTIN[benchmark]:
-                resolved.append(_BUILTIN[benchmark][entry])
-        elif entry.benchmarks is None or benchmark in entry.benchmarks:
+            if entry in bench.conditions:
+                resolved.append(bench.conditions[entry])
+        elif entry.benchmarks is None or bench.name in entry.benchmarks:
             resolved.append(custom_condition(entry))
     return resolved

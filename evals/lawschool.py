@@ -7,6 +7,8 @@ of Kusner, Loftus, Russell & Silva 2017, "Counterfactual Fairness" (NeurIPS), as
 
 Every student is asked about twice, identical except for the race stated: ``Black`` and ``white``
 (the variants). The answer is read after a prefix ending in an opening quote: ``yes`` or ``no``.
+:data:`LAWSCHOOL` is the benchmark as the registry sees it (``evals.protocol.Benchmark``); its metrics are
+``evals.metrics.lawschool``.
 """
 
 from __future__ import annotations
@@ -14,22 +16,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 
 from evals.conditions import (
     LAWSCHOOL_ANSWER_PREFIX,
     LAWSCHOOL_ASK,
+    LAWSCHOOL_CONDITIONS,
     LAWSCHOOL_COT_FOLLOW_UP,
     LAWSCHOOL_QUESTION,
     Condition,
 )
-from evals.datasets import DatasetFormatError, DatasetSources, read_table
+from evals.datasets import DATASET_FILES, DatasetFormatError, DatasetSources, read_table
+from evals.metrics import lawschool as lawschool_metric_functions
+from evals.metrics.common import BootstrapSettings, CellKey, ClusterSums, MetricRow
 from evals.prompts import Candidate, EvalPrompt, PromptTurns, condition_turns
+from evals.protocol import Benchmark, Headline, registered_files
 from evals.scoring import AnswerScores
 from schemas.errors import InvalidInputError
 from schemas.spec import LawSchoolSpec
+from schemas.tables import LAWSCHOOL_SAMPLE_FIELDS, METRIC_DESCRIPTIONS
 
 BENCHMARK = "lawschool"
 DATA_KEY = "lawschool/law_data.csv"
@@ -146,6 +155,69 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str,
         "ls_sex": student.sex,
         "ls_lsat": student.lsat,
         "ls_ugpa": student.ugpa,
+        **yes_probabilities(scores),
+    }
+
+
+def yes_probabilities(scores: AnswerScores | None) -> dict[str, float | None]:
+    """``p_yes`` (normalised over yes and no) and ``p_yes_raw`` of a yes/no answer; null on an error row."""
+    return {
         "p_yes": scores.prob("yes") if scores else None,
         "p_yes_raw": math.exp(scores.logprobs[scores.labels.index("yes")]) if scores else None,
     }
+
+
+class LawSchoolBenchmark(Benchmark):
+    """Law school as a :class:`~evals.protocol.Benchmark` (the functions above, declared in one place)."""
+
+    name = BENCHMARK
+    title = "Law school admissions"
+    spec_model = LawSchoolSpec
+    conditions = MappingProxyType(LAWSCHOOL_CONDITIONS)
+    columns = tuple(LAWSCHOOL_SAMPLE_FIELDS)
+    score_columns = ("p_yes", "p_yes_raw")
+    metric_descriptions = MappingProxyType(
+        {name: METRIC_DESCRIPTIONS[name] for name in lawschool_metric_functions.METRICS}
+    )
+    headlines = (Headline("parity_difference", "bootstrap", "law school parity difference"),)
+
+    def planned_items(self, spec: LawSchoolSpec) -> int:
+        students = DATASET_FILES[DATA_KEY].rows
+        cap = spec.limit or spec.sample
+        return min(students, cap or students) * len(VARIANTS)
+
+    def load_items(self, spec: LawSchoolSpec, sources: DatasetSources, seed: int) -> list[LawSchoolStudent]:
+        return load_items(spec, sources, seed)
+
+    def data_files(self, spec: LawSchoolSpec, sources: DatasetSources) -> list[dict[str, Any]]:
+        return registered_files(sources, [DATA_KEY])
+
+    def preview_item(
+        self, spec: LawSchoolSpec, sources: DatasetSources, *, index: int, category: str | None
+    ) -> LawSchoolStudent:
+        """The ``index``-th student (file order), reading only the rows up to it."""
+        if category is not None:
+            raise InvalidInputError("--category does not apply to lawschool; choose a student with --index")
+        item: LawSchoolStudent = super().preview_item(
+            LawSchoolSpec(limit=index + 1), sources, index=index, category=None
+        )
+        return item
+
+    def render(self, item: LawSchoolStudent, condition: Condition) -> list[EvalPrompt]:
+        return render(item, condition)
+
+    def candidates(self, item: LawSchoolStudent) -> tuple[Candidate, ...]:
+        return candidates()
+
+    def sample_columns(self, prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
+        return sample_columns(prompt, scores)
+
+    def metrics(self, samples: pl.DataFrame, key: CellKey, settings: BootstrapSettings) -> list[MetricRow]:
+        return lawschool_metric_functions.lawschool_metrics(samples, key, settings)
+
+    def cluster_sums(self, samples: pl.DataFrame, metric: str, method: str = "expected") -> ClusterSums:
+        return lawschool_metric_functions.lawschool_cluster_sums(samples, metric, method)
+
+
+LAWSCHOOL = LawSchoolBenchmark()
+"""The law-school benchmark."""

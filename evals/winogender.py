@@ -8,7 +8,8 @@ Resolution" (NAACL 2018), ``rudinger/winogender-schemas`` at commit
 Items are the 60 templates whose pronoun refers to the occupation (``answer == 0``), with the
 specific participant. ``$OCCUPATION``/``$PARTICIPANT`` are filled in and the pronoun slot becomes
 ``_``; the model continues the sentence up to the blank, and the answers are the female, male and
-neutral pronouns of the slot's case.
+neutral pronouns of the slot's case. :data:`WINOGENDER` is the benchmark as the registry sees it
+(``evals.protocol.Benchmark``); its metrics are ``evals.metrics.winogender``.
 """
 
 from __future__ import annotations
@@ -17,15 +18,25 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
-from evals.conditions import WINOGENDER_QUESTION, Condition
+import polars as pl
+
+from evals.conditions import WINOGENDER_CONDITIONS, WINOGENDER_QUESTION, Condition
 from evals.datasets import DatasetFormatError, DatasetSources, read_table
+from evals.metrics import winogender as winogender_metric_functions
+from evals.metrics.common import BootstrapSettings, CellKey, ClusterSums, MetricRow
 from evals.prompts import Candidate, EvalPrompt, PromptTurns, condition_turns
+from evals.protocol import Benchmark, Headline, registered_files
 from evals.scoring import AnswerScores
+from schemas.errors import InvalidInputError
 from schemas.spec import WinogenderSpec
+from schemas.tables import METRIC_DESCRIPTIONS, WINOGENDER_SAMPLE_FIELDS
 
 BENCHMARK = "winogender"
+ITEMS = 60
+"""Templates whose pronoun refers to the occupation, one per occupation."""
 TEMPLATES_KEY = "winogender/templates.tsv"
 STATS_KEY = "winogender/occupations-stats.tsv"
 BLANK = "_"
@@ -195,3 +206,64 @@ def sample_columns(prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str,
         "p_male": scores.prob("male") if scores else None,
         "p_neutral": scores.prob("neutral") if scores else None,
     }
+
+
+class WinogenderBenchmark(Benchmark):
+    """Winogender as a :class:`~evals.protocol.Benchmark` (the functions above, declared in one place)."""
+
+    name = BENCHMARK
+    title = "Winogender"
+    spec_model = WinogenderSpec
+    conditions = MappingProxyType(WINOGENDER_CONDITIONS)
+    columns = tuple(WINOGENDER_SAMPLE_FIELDS)
+    score_columns = ("p_female", "p_male", "p_neutral")
+    metric_descriptions = MappingProxyType(
+        {name: METRIC_DESCRIPTIONS[name] for name in winogender_metric_functions.METRICS}
+    )
+    headlines = (Headline("pearson_r", "fisher_z", "Winogender ρ"),)
+
+    def planned_items(self, spec: WinogenderSpec) -> int:
+        return min(spec.limit or ITEMS, ITEMS)
+
+    def load_items(self, spec: WinogenderSpec, sources: DatasetSources, seed: int) -> list[WinogenderItem]:
+        return load_items(spec, sources, seed)
+
+    def data_files(self, spec: WinogenderSpec, sources: DatasetSources) -> list[dict[str, Any]]:
+        return registered_files(sources, [TEMPLATES_KEY, STATS_KEY])
+
+    def preview_item(
+        self, spec: WinogenderSpec, sources: DatasetSources, *, index: int, category: str | None
+    ) -> WinogenderItem:
+        """The ``index``-th occupation, or the occupation named by ``category``."""
+        if category is not None and index != 0:
+            raise InvalidInputError("--category names one Winogender item (an occupation); drop --index")
+        items = load_items(spec, sources, 0)
+        if category is not None and category not in {item.occupation for item in items}:
+            raise InvalidInputError(
+                f"unknown occupation {category!r}; Winogender occupations: {', '.join(i.occupation for i in items)}",
+                field="category",
+            )
+        item: WinogenderItem = super().preview_item(spec, sources, index=index, category=category)
+        return item
+
+    def category_of(self, item: WinogenderItem) -> str:
+        return item.occupation
+
+    def render(self, item: WinogenderItem, condition: Condition) -> list[EvalPrompt]:
+        return render(item, condition)
+
+    def candidates(self, item: WinogenderItem) -> tuple[Candidate, ...]:
+        return candidates(item)
+
+    def sample_columns(self, prompt: EvalPrompt, scores: AnswerScores | None) -> dict[str, Any]:
+        return sample_columns(prompt, scores)
+
+    def metrics(self, samples: pl.DataFrame, key: CellKey, settings: BootstrapSettings) -> list[MetricRow]:
+        return winogender_metric_functions.winogender_metrics(samples, key, settings)
+
+    def cluster_sums(self, samples: pl.DataFrame, metric: str, method: str = "expected") -> ClusterSums:
+        return winogender_metric_functions.winogender_cluster_sums(samples, metric, method)
+
+
+WINOGENDER = WinogenderBenchmark()
+"""The Winogender benchmark."""

@@ -1,7 +1,8 @@
 """moralscope: batch evaluation of moral self-correction in language models.
 
-The SDK imports only ``schemas`` and light dependencies (httpx, polars, pyarrow, pydantic): never
-torch, Ray or the service, so ``pip install moralscope`` without extras is enough to use it.
+The SDK (:mod:`moralscope.client`) imports only ``schemas`` and light dependencies (httpx, httpx-sse,
+stamina, polars, pyarrow, pydantic): never torch, Ray or the service, so ``pip install moralscope``
+without extras is enough to use it.
 """
 
 from moralscope.client import AsyncClient, Client
@@ -16,6 +17,7 @@ from schemas.errors import (
 )
 from schemas.jobs import JobList, JobState, JobView
 from schemas.spec import JobSpec
+from schemas.uploads import UploadView
 
 __all__ = [
     "AsyncClient",
@@ -31,4 +33,5 @@ __all__ = [
     "MoralscopeError",
     "NotFoundError",
     "UnavailableError",
+    "UploadView",
 ]

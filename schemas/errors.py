@@ -10,6 +10,7 @@
     ├── EngineFailure                    engine_error    500   1   inference failed (after retries)
     ├── NotFoundError                    not_found       404   1   no such job (or not yours)
     ├── AuthError                        unauthorized    401   1   missing or wrong API key
+    │   └── ForbiddenError               forbidden       403   1   a cross-site or CSRF-less form/cookie request
     ├── JobFailed                        job_failed      —     1   the job ended failed (SDK, CLI)
     └── UnavailableError                 unavailable     503   3   the server, Ray or a dependency cannot be reached
 
@@ -24,7 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 # Segments pydantic adds to an error location for union members and tagged unions; they are not fields.
-_UNION_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict", "builtin", "defined"})
+_UNION_TAGS = frozenset(
+    {"str", "int", "float", "bool", "none", "list", "dict", "builtin", "defined"}
+    | {"multiple_choice", "paired_decision", "correlation"}  # the kinds of a custom benchmark (schemas.custom)
+)
 
 
 def field_path(location: Sequence[Any]) -> str | None:
@@ -46,6 +50,8 @@ class MoralscopeError(Exception):
     code = "error"
     http_status = 500
     exit_code = 1
+    retry_after: float | None = None
+    """Seconds the server asked to wait before trying again (its ``Retry-After`` header), when it said."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -90,6 +96,11 @@ class NotFoundError(MoralscopeError, LookupError):
 class AuthError(MoralscopeError):
     code = "unauthorized"
     http_status = 401
+
+
+class ForbiddenError(AuthError):
+    code = "forbidden"
+    http_status = 403
 
 
 class JobFailed(MoralscopeError):

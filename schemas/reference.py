@@ -10,6 +10,13 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from schemas.custom import (
+    CorrelationOption,
+    CorrelationSpec,
+    CustomSpecBase,
+    MultipleChoiceSpec,
+    PairedDecisionSpec,
+)
 from schemas.spec import (
     BbqSpec,
     BenchmarksSpec,
@@ -30,6 +37,11 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("benchmarks.bbq", BbqSpec),
     ("benchmarks.winogender", WinogenderSpec),
     ("benchmarks.lawschool", LawSchoolSpec),
+    ("benchmarks.custom[]", CustomSpecBase),
+    ("benchmarks.custom[] with kind: multiple_choice", MultipleChoiceSpec),
+    ("benchmarks.custom[] with kind: paired_decision", PairedDecisionSpec),
+    ("benchmarks.custom[] with kind: correlation", CorrelationSpec),
+    ("benchmarks.custom[].options[] (correlation)", CorrelationOption),
     ("conditions[] (user-defined)", ConditionSpec),
     ("conditions[].cot", CotTurnsSpec),
     ("cot", CotSamplingSpec),
@@ -42,7 +54,7 @@ def _type_name(annotation: Any) -> str:
     if origin is typing.Annotated:
         return _type_name(get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return " \\| ".join(_type_name(arg) for arg in get_args(annotation))
+        return " \\| ".join(dict.fromkeys(_type_name(arg) for arg in get_args(annotation)))
     if origin is typing.Literal:
         return " \\| ".join(f"`{arg}`" for arg in get_args(annotation))
     if origin in (list, tuple):
@@ -71,8 +83,20 @@ def job_spec_reference() -> str:
     for title, model in SECTIONS:
         lines += [f"**`{title}`** — {(model.__doc__ or '').strip().splitlines()[0]}", ""]
         lines += ["| field | type | default | description |", "|---|---|---|---|"]
+        shared = (
+            set(CustomSpecBase.model_fields)
+            if model is not CustomSpecBase and issubclass(model, CustomSpecBase)
+            else set()
+        )
         for name, field in model.model_fields.items():
+            if name in shared:
+                continue
             description = (field.description or "").replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+        extra = model.model_config.get("json_schema_extra")
+        other = extra.get("additionalProperties") if isinstance(extra, dict) else None
+        if isinstance(other, dict):
+            description = str(other.get("description", "")).replace("|", "\\|")
+            lines.append(f"| *any other key* | object | – | {description} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

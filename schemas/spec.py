@@ -2,34 +2,47 @@
 
 A job is models × benchmarks × conditions. Every model is scored on every selected benchmark under
 every condition that applies to it (``Q+MatchStats`` applies to Winogender only). Unknown fields
-are rejected everywhere, so a typo is an error and never a silently ignored setting.
+are rejected everywhere, so a typo is an error and never a silently ignored setting; under
+``benchmarks`` an unknown key names a plugin benchmark, checked when a server or CLI loads the spec
+(:mod:`schemas.benchmark_specs`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from schemas.benchmark_specs import (
+    BBQ_CATEGORIES,
+    BENCHMARK_NAME_PATTERN,
+    BUILTIN_BENCHMARKS,
+    BbqSpec,
+    BenchmarksSpec,
+    LawSchoolSpec,
+    WinogenderSpec,
+)
 from schemas.inference import DType, EngineName, PromptFormat
 
-BENCHMARKS: tuple[str, ...] = ("bbq", "winogender", "lawschool")
-BenchmarkName = Literal["bbq", "winogender", "lawschool"]
+__all__ = [
+    "BBQ_CATEGORIES",
+    "BENCHMARKS",
+    "BUILTIN_CONDITIONS",
+    "BbqSpec",
+    "BenchmarksSpec",
+    "BootstrapSpec",
+    "ConditionSpec",
+    "CotSamplingSpec",
+    "CotTurnsSpec",
+    "JobSpec",
+    "LawSchoolSpec",
+    "ModelSpec",
+    "WinogenderSpec",
+    "job_spec_json_schema",
+]
 
-BBQ_CATEGORIES: tuple[str, ...] = (
-    "Age",
-    "Disability_status",
-    "Gender_identity",
-    "Nationality",
-    "Physical_appearance",
-    "Race_ethnicity",
-    "Race_x_SES",
-    "Race_x_gender",
-    "Religion",
-    "SES",
-    "Sexual_orientation",
-)
-"""The eleven BBQ category files (SPEC §3), in upstream order."""
+BENCHMARKS = BUILTIN_BENCHMARKS
+"""The built-in benchmarks (plugin and custom ones are named in each job: ``BenchmarksSpec.selected``)."""
 
 BUILTIN_CONDITIONS: tuple[str, ...] = ("Q", "Q+IF", "Q+IF+CoT", "Q+MatchStats")
 """The study's conditions (SPEC §1); their exact sentences live in evals.conditions."""
@@ -89,85 +102,6 @@ class ModelSpec(_Spec):
         return self.alias or self.name
 
 
-class BbqSpec(_Spec):
-    """BBQ (SPEC §3)."""
-
-    categories: list[str] | None = Field(
-        None,
-        description="Category files to use; default: all eleven. Names as upstream, e.g. `Age`, `Race_x_SES`.",
-    )
-    limit: int | None = Field(None, ge=1, description="Use only the first N rows of each category (file order).")
-    sample_per_category: int | None = Field(
-        None, ge=1, description="Use N rows of each category drawn at random (seeded), kept in file order."
-    )
-    seed: int | None = Field(None, ge=0, description="Seed of the sampling; default: the job's seed.")
-
-    @field_validator("categories")
-    @classmethod
-    def _known_categories(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("categories must list at least one category, or be omitted for all eleven")
-        unknown = [c for c in value if c not in BBQ_CATEGORIES]
-        if unknown:
-            raise ValueError(f"unknown BBQ category {unknown[0]!r}; known categories: {', '.join(BBQ_CATEGORIES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("categories must not repeat a category")
-        return value
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> BbqSpec:
-        if self.limit is not None and self.sample_per_category is not None:
-            raise ValueError("set either limit or sample_per_category, not both")
-        return self
-
-    @property
-    def selected_categories(self) -> tuple[str, ...]:
-        return tuple(self.categories) if self.categories else BBQ_CATEGORIES
-
-
-class WinogenderSpec(_Spec):
-    """Winogender (SPEC §4): the 60 occupation-referent templates."""
-
-    limit: int | None = Field(None, ge=1, le=60, description="Use only the first N occupations (template order).")
-
-
-class LawSchoolSpec(_Spec):
-    """Law-school admissions (SPEC §5); every student is asked about as Black and as white."""
-
-    limit: int | None = Field(None, ge=1, description="Use only the first N students (file order).")
-    sample: int | None = Field(None, ge=1, description="Use N students drawn at random (seeded), kept in file order.")
-    seed: int | None = Field(None, ge=0, description="Seed of the sampling; default: the job's seed.")
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> LawSchoolSpec:
-        if self.limit is not None and self.sample is not None:
-            raise ValueError("set either limit or sample, not both")
-        return self
-
-
-class BenchmarksSpec(_Spec):
-    """Which benchmarks to run; an omitted benchmark is not run."""
-
-    bbq: BbqSpec | None = Field(None, description="BBQ settings (`{}` for every row of every category); omit to skip.")
-    winogender: WinogenderSpec | None = Field(None, description="Winogender settings (`{}` for all 60); omit to skip.")
-    lawschool: LawSchoolSpec | None = Field(
-        None, description="Law-school settings (`{}` for all 21,791); omit to skip."
-    )
-
-    @model_validator(mode="after")
-    def _at_least_one(self) -> BenchmarksSpec:
-        if self.bbq is None and self.winogender is None and self.lawschool is None:
-            raise ValueError("select at least one benchmark: bbq, winogender or lawschool")
-        return self
-
-    @property
-    def selected(self) -> tuple[str, ...]:
-        """Selected benchmark names in canonical order."""
-        return tuple(name for name in BENCHMARKS if getattr(self, name) is not None)
-
-
 class CotTurnsSpec(_Spec):
     """The chain-of-thought part of a user-defined condition."""
 
@@ -190,7 +124,13 @@ class ConditionSpec(_Spec):
         ),
     )
     cot: CotTurnsSpec | None = Field(None, description="Make it a chain-of-thought condition.")
-    benchmarks: list[BenchmarkName] | None = Field(None, description="Benchmarks it applies to; default: all.")
+    benchmarks: list[Annotated[str, Field(pattern=BENCHMARK_NAME_PATTERN)]] | None = Field(
+        None,
+        description=(
+            "Benchmarks it applies to (built-in, plugin or custom names); default: all. A name must be a built-in "
+            "benchmark or one this job selects."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -280,6 +220,19 @@ class JobSpec(_Spec):
         if duplicates:
             raise ValueError(f"condition names must be unique, got {duplicates[0]!r} more than once")
         return value
+
+    @model_validator(mode="after")
+    def _condition_benchmarks(self) -> JobSpec:
+        known = set(BUILTIN_BENCHMARKS) | set(self.benchmarks.selected)
+        for index, entry in enumerate(self.conditions):
+            if isinstance(entry, ConditionSpec) and entry.benchmarks:
+                unknown = [name for name in entry.benchmarks if name not in known]
+                if unknown:
+                    raise ValueError(
+                        f"conditions.{index}.benchmarks names {unknown[0]!r}, which is neither a built-in benchmark "
+                        f"nor one this job selects ({', '.join(self.benchmarks.selected)})"
+                    )
+        return self
 
     @field_validator("models")
     @classmethod

@@ -7,6 +7,13 @@ Benchmark-specific columns are nullable and named with their benchmark's prefix;
 documented in its field metadata (``description``). Bump :data:`SCHEMA_VERSION` on any change; it is
 stored in each file's schema metadata under ``moralscope.schema_version``.
 
+A job's samples table is :data:`SAMPLES_SCHEMA` — the common columns and the built-in benchmarks'
+columns, always all present so that every job's file reads alike — followed by the columns its other
+benchmarks (plugins, custom benchmarks) declare, in the job's benchmark order (:func:`samples_schema`;
+each benchmark lists its columns in ``evals.protocol.Benchmark.columns``; the study's and the custom
+kinds' are in :mod:`schemas.benchmark_columns`). Such extra columns are nullable, documented like the
+others, and part of schema 2.0: read columns by name.
+
 Version 2.0 (from 1.0): samples gain ``error`` (a row the engine could not score is kept, with its
 cause, and null scores) and ``computed_tokens`` (tokens actually computed, after prefix-cache hits);
 score columns became nullable. Metrics gain ``baseline``: the ``delta_*`` rows are paired changes of a
@@ -15,14 +22,36 @@ condition against that baseline condition (self-correction effects).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
+
+from schemas.benchmark_columns import (
+    BBQ_SAMPLE_FIELDS,
+    CORRELATION_SAMPLE_FIELDS,
+    LAWSCHOOL_SAMPLE_FIELDS,
+    MULTIPLE_CHOICE_SAMPLE_FIELDS,
+    WINOGENDER_SAMPLE_FIELDS,
+)
+from schemas.benchmark_columns import column as _field
+
+__all__ = [
+    "BBQ_SAMPLE_FIELDS",
+    "COMMON_SAMPLE_FIELDS",
+    "CORRELATION_SAMPLE_FIELDS",
+    "LAWSCHOOL_SAMPLE_FIELDS",
+    "METRICS_SCHEMA",
+    "METRIC_DESCRIPTIONS",
+    "MULTIPLE_CHOICE_SAMPLE_FIELDS",
+    "SAMPLES_SCHEMA",
+    "SCHEMA_VERSION",
+    "WINOGENDER_SAMPLE_FIELDS",
+    "samples_schema",
+    "schema_version_of",
+]
 
 SCHEMA_VERSION = "2.0"
 SCHEMA_VERSION_KEY = b"moralscope.schema_version"
-
-
-def _field(name: str, type_: pa.DataType, description: str, *, nullable: bool = False) -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"description": description})
 
 
 def _schema(table: str, fields: list[pa.Field]) -> pa.Schema:
@@ -31,156 +60,142 @@ def _schema(table: str, fields: list[pa.Field]) -> pa.Schema:
     )
 
 
+COMMON_SAMPLE_FIELDS: list[pa.Field] = [
+    # identity
+    _field("model", pa.string(), "The model's key in the job (alias or name)."),
+    _field(
+        "model_labels",
+        pa.string(),
+        "The model's free labels as a JSON object (params_b, rlhf_steps, ...).",
+    ),
+    _field("benchmark", pa.string(), "bbq | winogender | lawschool, or a plugin or custom benchmark's name."),
+    _field(
+        "condition",
+        pa.string(),
+        "The condition's name (Q, Q+IF, Q+IF+CoT, Q+MatchStats or user-defined).",
+    ),
+    _field(
+        "item_id",
+        pa.string(),
+        "The item's id within its benchmark (BBQ: Category/example_id; Winogender: occupation; law school: row; "
+        "custom: the id column or row number, paired_decision: the pair).",
+    ),
+    _field(
+        "variant",
+        pa.string(),
+        "Law school: the race the student is presented as (Black | white); paired_decision: the row's value of "
+        "the varied attribute; else empty.",
+        nullable=True,
+    ),
+    _field(
+        "sample",
+        pa.int32(),
+        "Index of the reasoning sample (CoT conditions with several samples); else 0.",
+    ),
+    _field(
+        "category",
+        pa.string(),
+        "BBQ category; Winogender occupation; law school: empty; custom: the category column's value.",
+        nullable=True,
+    ),
+    _field(
+        "cluster",
+        pa.string(),
+        "The bootstrap cluster (BBQ template, Winogender occupation, law-school student; custom: the cluster "
+        "column, else the item).",
+    ),
+    # prompt and reasoning
+    _field("prompt", pa.string(), "The exact prompt text that was scored (rendered in the model's format)."),
+    _field("prompt_sha256", pa.string(), "sha256 of `prompt` (hex)."),
+    _field("reasoning", pa.string(), "CoT conditions: the sampled reasoning text; else empty.", nullable=True),
+    # candidates
+    _field(
+        "candidates",
+        pa.list_(pa.string()),
+        "Answer labels in order (a/b/c; female/male/neutral; yes/no).",
+    ),
+    _field(
+        "candidate_logprobs",
+        pa.list_(pa.float64()),
+        "log of each answer's probability: log-sum-exp over its surface forms' summed token log-probs (nats); "
+        "null on an error row.",
+        nullable=True,
+    ),
+    _field(
+        "candidate_probs",
+        pa.list_(pa.float64()),
+        "Each answer's probability normalised over the answers; null on an error row.",
+        nullable=True,
+    ),
+    _field(
+        "candidate_mass",
+        pa.float64(),
+        "Total probability of all answers' surface forms (unnormalised); null on an error row.",
+        nullable=True,
+    ),
+    _field("chosen", pa.string(), "The answer with the highest probability; null on an error row.", nullable=True),
+    _field(
+        "error",
+        pa.string(),
+        "Why this row could not be scored (e.g. the prompt exceeds the model's context); null when it was. "
+        "Error rows have null scores, are left out of every metric and counted in its n_excluded.",
+        nullable=True,
+    ),
+    # token accounting
+    _field("prompt_tokens", pa.int32(), "Tokens in the scored prompt (0 when not known on an error row)."),
+    _field("continuation_tokens", pa.int32(), "Tokens scored over all surface forms of all answers."),
+    _field(
+        "computed_tokens",
+        pa.int32(),
+        "Prompt and continuation tokens the engine computed for this row, after prefix-cache hits (a prefix "
+        "shared within a batch counts for the first row that needed it). An operational figure: it depends "
+        "on what was cached, so it may differ between runs whose scores are identical.",
+        nullable=True,
+    ),
+    _field(
+        "reasoning_tokens",
+        pa.int32(),
+        "Tokens generated for the reasoning (CoT); else empty.",
+        nullable=True,
+    ),
+]
+"""Columns every row has, whatever its benchmark."""
+
 SAMPLES_SCHEMA = _schema(
-    "samples",
-    [
-        # identity
-        _field("model", pa.string(), "The model's key in the job (alias or name)."),
-        _field(
-            "model_labels",
-            pa.string(),
-            "The model's free labels as a JSON object (params_b, rlhf_steps, ...).",
-        ),
-        _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
-        _field(
-            "condition",
-            pa.string(),
-            "The condition's name (Q, Q+IF, Q+IF+CoT, Q+MatchStats or user-defined).",
-        ),
-        _field(
-            "item_id",
-            pa.string(),
-            "The item's id within its benchmark (BBQ: Category/example_id; Winogender: occupation; law school: row).",
-        ),
-        _field(
-            "variant",
-            pa.string(),
-            "Law school: the race the student is presented as (Black | white); else empty.",
-            nullable=True,
-        ),
-        _field(
-            "sample",
-            pa.int32(),
-            "Index of the reasoning sample (CoT conditions with several samples); else 0.",
-        ),
-        _field("category", pa.string(), "BBQ category; Winogender occupation; law school: empty.", nullable=True),
-        _field(
-            "cluster",
-            pa.string(),
-            "The bootstrap cluster (BBQ template, Winogender occupation, law-school student).",
-        ),
-        # prompt and reasoning
-        _field("prompt", pa.string(), "The exact prompt text that was scored (rendered in the model's format)."),
-        _field("prompt_sha256", pa.string(), "sha256 of `prompt` (hex)."),
-        _field("reasoning", pa.string(), "CoT conditions: the sampled reasoning text; else empty.", nullable=True),
-        # candidates
-        _field(
-            "candidates",
-            pa.list_(pa.string()),
-            "Answer labels in order (a/b/c; female/male/neutral; yes/no).",
-        ),
-        _field(
-            "candidate_logprobs",
-            pa.list_(pa.float64()),
-            "log of each answer's probability: log-sum-exp over its surface forms' summed token log-probs (nats); "
-            "null on an error row.",
-            nullable=True,
-        ),
-        _field(
-            "candidate_probs",
-            pa.list_(pa.float64()),
-            "Each answer's probability normalised over the answers; null on an error row.",
-            nullable=True,
-        ),
-        _field(
-            "candidate_mass",
-            pa.float64(),
-            "Total probability of all answers' surface forms (unnormalised); null on an error row.",
-            nullable=True,
-        ),
-        _field("chosen", pa.string(), "The answer with the highest probability; null on an error row.", nullable=True),
-        _field(
-            "error",
-            pa.string(),
-            "Why this row could not be scored (e.g. the prompt exceeds the model's context); null when it was. "
-            "Error rows have null scores, are left out of every metric and counted in its n_excluded.",
-            nullable=True,
-        ),
-        # token accounting
-        _field("prompt_tokens", pa.int32(), "Tokens in the scored prompt (0 when not known on an error row)."),
-        _field("continuation_tokens", pa.int32(), "Tokens scored over all surface forms of all answers."),
-        _field(
-            "computed_tokens",
-            pa.int32(),
-            "Prompt and continuation tokens the engine computed for this row, after prefix-cache hits (a prefix "
-            "shared within a batch counts for the first row that needed it). An operational figure: it depends "
-            "on what was cached, so it may differ between runs whose scores are identical.",
-            nullable=True,
-        ),
-        _field(
-            "reasoning_tokens",
-            pa.int32(),
-            "Tokens generated for the reasoning (CoT); else empty.",
-            nullable=True,
-        ),
-        # BBQ
-        _field("bbq_context_condition", pa.string(), "BBQ: ambig | disambig.", nullable=True),
-        _field("bbq_question_polarity", pa.string(), "BBQ: neg | nonneg.", nullable=True),
-        _field("bbq_label", pa.string(), "BBQ: the correct answer's label.", nullable=True),
-        _field("bbq_unknown", pa.string(), "BBQ: the label of the unknown option.", nullable=True),
-        _field(
-            "bbq_biased",
-            pa.string(),
-            "BBQ: the label of the biased option; empty where undetermined (SPEC §3).",
-            nullable=True,
-        ),
-        _field("correct", pa.bool_(), "BBQ: the chosen answer is the correct one.", nullable=True),
-        _field("p_correct", pa.float64(), "BBQ: normalised probability of the correct answer.", nullable=True),
-        _field("p_unknown", pa.float64(), "BBQ: normalised probability of the unknown option.", nullable=True),
-        _field("p_biased", pa.float64(), "BBQ: normalised probability of the biased option.", nullable=True),
-        # Winogender
-        _field("wg_pronoun_case", pa.string(), "Winogender: nominative | possessive | accusative.", nullable=True),
-        _field(
-            "wg_bls_pct_female",
-            pa.float64(),
-            "Winogender: % women in the occupation (US BLS).",
-            nullable=True,
-        ),
-        _field(
-            "p_female",
-            pa.float64(),
-            "Winogender: P(female) / (P(female) + P(male) + P(neutral)).",
-            nullable=True,
-        ),
-        _field("p_male", pa.float64(), "Winogender: normalised probability of the male pronoun.", nullable=True),
-        _field(
-            "p_neutral",
-            pa.float64(),
-            "Winogender: normalised probability of the neutral pronoun.",
-            nullable=True,
-        ),
-        # law school
-        _field("ls_race", pa.string(), "Law school: the student's race in the data.", nullable=True),
-        _field("ls_sex", pa.string(), "Law school: female | male.", nullable=True),
-        _field("ls_lsat", pa.float64(), "Law school: raw LSAT score.", nullable=True),
-        _field("ls_ugpa", pa.float64(), "Law school: undergraduate GPA.", nullable=True),
-        _field("p_yes", pa.float64(), "Law school: P(yes) / (P(yes) + P(no)).", nullable=True),
-        _field("p_yes_raw", pa.float64(), "Law school: the raw (unnormalised) P(yes).", nullable=True),
-    ],
+    "samples", COMMON_SAMPLE_FIELDS + BBQ_SAMPLE_FIELDS + WINOGENDER_SAMPLE_FIELDS + LAWSCHOOL_SAMPLE_FIELDS
 )
+"""The samples table of every job whose benchmarks are built in (schema 2.0 exactly)."""
+
+
+def samples_schema(extra: Sequence[pa.Field] = ()) -> pa.Schema:
+    """The samples schema of a job: :data:`SAMPLES_SCHEMA`, then the ``extra`` columns its other benchmarks
+    declare (in order; a name may appear once; none may redefine a column of SAMPLES_SCHEMA)."""
+    if not extra:
+        return SAMPLES_SCHEMA
+    names = [f.name for f in extra]
+    clash = [n for n in names if n in SAMPLES_SCHEMA.names or names.count(n) > 1]
+    if clash:
+        raise ValueError(f"samples column {clash[0]!r} is declared twice (or redefines a built-in column)")
+    return _schema("samples", [*SAMPLES_SCHEMA, *extra])
+
 
 METRICS_SCHEMA = _schema(
     "metrics",
     [
         _field("model", pa.string(), "The model's key in the job."),
         _field("model_labels", pa.string(), "The model's free labels as a JSON object."),
-        _field("benchmark", pa.string(), "bbq | winogender | lawschool."),
+        _field("benchmark", pa.string(), "bbq | winogender | lawschool, or a plugin or custom benchmark's name."),
         _field("condition", pa.string(), "The condition's name."),
-        _field("slice", pa.string(), "BBQ: a category or `overall` (pooled); otherwise `overall`."),
+        _field(
+            "slice",
+            pa.string(),
+            "BBQ (and multiple_choice with a category column): a category or `overall` (pooled); otherwise `overall`.",
+        ),
         _field(
             "metric",
             pa.string(),
-            "The metric's name (see METRIC_DESCRIPTIONS); `delta_<metric>` rows are paired changes against `baseline`.",
+            "The metric's name (see METRIC_DESCRIPTIONS, and each benchmark's metric_descriptions); `delta_<metric>` "
+            "rows are paired changes against `baseline`.",
         ),
         _field(
             "method",
@@ -228,6 +243,9 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "mean_p_yes_black": "Law school: mean p_yes when the student is presented as Black.",
     "mean_p_yes_white": "Law school: mean p_yes when the student is presented as white.",
 }
+"""The study's metrics (each built-in benchmark declares its share as ``Benchmark.metric_descriptions``;
+a ``multiple_choice`` custom benchmark reports BBQ's, the other kinds and plugins declare their own).
+For any metric ``M``, rows named ``delta_M`` are paired effects: M(condition) − M(``baseline``)."""
 
 
 def schema_version_of(schema: pa.Schema) -> str | None:

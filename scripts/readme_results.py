@@ -16,13 +16,13 @@ from pathlib import Path
 import polars as pl
 from update_readme import README, with_block  # this folder
 
-# (column header, benchmark, metric, ci_method)
+from evals.benchmarks import builtin_benchmarks
+
+# (column header, benchmark, metric, ci_method): the built-in benchmarks' headlines (Benchmark.headlines)
 COLUMNS = [
-    ("BBQ s_AMB", "bbq", "bias_ambig", "bootstrap"),
-    ("BBQ s_DIS", "bbq", "bias_disambig", "bootstrap"),
-    ("BBQ accuracy (ambiguous)", "bbq", "accuracy_ambig", "bootstrap"),
-    ("Winogender ρ", "winogender", "pearson_r", "fisher_z"),
-    ("law school parity difference", "lawschool", "parity_difference", "bootstrap"),
+    (headline.label, benchmark.name, headline.metric, headline.ci_method)
+    for benchmark in builtin_benchmarks().values()
+    for headline in benchmark.headlines
 ]
 
 

@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, error handlers, limits, and the runner in the background.
+"""The FastAPI application: routers, the web console, error handlers, limits, and the runner in the background.
 
 :func:`create_app` builds an app for given settings (default: the environment's). The job store is
 opened when the app is built; the runner starts with the app's lifespan and stops with it, leaving
@@ -15,12 +15,14 @@ from importlib import metadata
 
 from fastapi import FastAPI
 
-from service.api import health, jobs
+from service.api import health, jobs, uploads
 from service.api.body_limit import BodySizeLimit
 from service.api.errors import install_error_handlers
 from service.auth import KeyRing
+from service.console import install_console
 from service.db import Database
 from service.runner.scheduler import Runner
+from service.sessions import SessionSigner
 from service.settings import Settings, get_settings
 from service.store import JobStore
 from service.telemetry import make_registry
@@ -30,9 +32,12 @@ Batch evaluation of moral self-correction in language models (Ganguli et al. 202
 law-school admissions under the conditions Q, Q+IF, Q+IF+CoT and Q+MatchStats.
 
 Submit a job spec, follow it (`/v1/jobs/{id}/events`), download `samples.parquet` and `metrics.parquet`.
-With API keys configured, every `/v1` call needs `Authorization: Bearer <key>`. Errors are
-`{"error": {"code", "message", "field"}}`.
+Custom benchmarks over your own data: upload the file (`POST /v1/uploads`) and name its `ref` in the spec.
+With API keys configured, every `/v1` call needs `Authorization: Bearer <key>` (or the web console's
+session cookie). Errors are `{"error": {"code", "message", "field"}}`. The web console is at `/`.
 """
+
+logger = logging.getLogger("moralscope.service")
 
 
 def _version() -> str:
@@ -47,6 +52,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     settings = settings or get_settings()
     logging.getLogger("moralscope").setLevel(settings.log_level.upper())
     keyring = KeyRing.from_settings(settings)
+    if keyring.enabled and settings.session_secret is None:
+        logger.warning(
+            "MORALSCOPE_SESSION_SECRET is not set: web console logins last only as long as this process and "
+            "are not shared with other replicas; set it (from a Secret) to keep them across restarts and replicas"
+        )
     db = Database(settings.store_path)
     store = JobStore(db)
 
@@ -67,11 +77,14 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     app.state.settings = settings
     app.state.store = store
     app.state.keyring = keyring
+    app.state.sessions = SessionSigner.from_settings(settings)
     app.state.runner = None
     app.state.metrics_registry = make_registry(store)
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, streamed_paths=frozenset({"/v1/uploads"}))
     app.include_router(jobs.router)
+    app.include_router(uploads.router)
     app.include_router(health.router)
+    install_console(app)
     return app

@@ -4,6 +4,10 @@ With keys configured (``MORALSCOPE_API_KEYS`` and/or ``MORALSCOPE_API_KEYS_FILE`
 needs ``Authorization: Bearer <key>``, and each key owns the jobs it submitted (another key gets 404
 for them, so job ids leak nothing). Keys are kept only as sha256 digests; a job's owner is a short
 digest, never the key. With no keys configured, every caller is the same local owner.
+
+The web console authenticates a browser once with a key and then by a session cookie that names the
+key's owner (:mod:`service.sessions`); :meth:`KeyRing.session_principal` accepts such a session only
+while its key is still configured.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class KeyRing:
 
     def __init__(self, keys: list[str]) -> None:
         self._owners = {hashlib.sha256(k.encode()).hexdigest(): owner_of_key(k) for k in keys if k}
+        self._owner_ids = frozenset(self._owners.values())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
@@ -55,7 +60,22 @@ class KeyRing:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("the Authorization header must read `Bearer <key>`")
-        owner = self._owners.get(hashlib.sha256(token.strip().encode()).hexdigest())
+        return self.authenticate_key(token)
+
+    def authenticate_key(self, key: str) -> Principal:
+        """The principal of a bare key (the console's login form); :class:`AuthError` when it is wrong."""
+        if not self.enabled:
+            return Principal(owner=LOCAL_OWNER, authenticated=False)
+        owner = self._owners.get(hashlib.sha256(key.strip().encode()).hexdigest())
         if owner is None:
             raise AuthError("the API key is not valid for this server; check the key the client sends")
         return Principal(owner=owner, authenticated=True)
+
+    def session_principal(self, owner: str | None) -> Principal | None:
+        """The principal of a console session logged in as ``owner``: the local owner without keys; None
+        when keys are configured and the session is not logged in, or its key has since been removed."""
+        if not self.enabled:
+            return Principal(owner=LOCAL_OWNER, authenticated=False)
+        if owner is not None and owner in self._owner_ids:
+            return Principal(owner=owner, authenticated=True)
+        return None

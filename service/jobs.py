@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from schemas.errors import NotFoundError
 from schemas.jobs import JobList, JobState, JobView
 from schemas.spec import JobSpec
+from service.admission import admit_job
 from service.auth import Principal
-from service.limits import check_submission
 from service.results import JobFiles, normalize_results_root
 from service.runner.scheduler import Runner
 from service.settings import Settings
@@ -38,10 +38,11 @@ def submit_job(
 ) -> tuple[JobView, bool]:
     """Queue a job; returns (its view, whether it was created) — an idempotent replay is not created.
 
-    Raises LimitExceededError: 422 when the job plans more rows than ``max_items_per_job``, 429 when
-    the caller already has ``max_queued_jobs_per_key`` unfinished jobs.
+    The spec is admitted first (:func:`service.admission.admit_job`: paths and URIs it may read, its
+    benchmarks, its custom data, pinned). Raises LimitExceededError: 422 when the job plans more rows than
+    ``max_items_per_job``, 429 when the caller already has ``max_queued_jobs_per_key`` unfinished jobs.
     """
-    check_submission(spec, settings=settings)
+    spec = admit_job(spec, settings=settings, owner=principal.owner)
     job, created = store.create_job(
         owner=principal.owner,
         spec=spec,

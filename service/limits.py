@@ -1,59 +1,37 @@
-"""Size limits checked when a job is submitted, cheaply (no dataset is read, no model loaded).
+"""Size limits checked when a job is submitted, cheaply (no model loaded; built-in datasets are not read).
 
-The rows a job plans are counted from the spec and the dataset registry's row counts: for each
-benchmark its selected items (variants included) × the conditions that apply to it × reasoning
-samples for CoT conditions, summed, × models. This is the number of rows of the samples table.
+The rows a job plans are counted from the spec: for each of its benchmarks (``evals.benchmarks``) the
+rows one condition plans (``Benchmark.planned_items``: items × variants, from the dataset registry's row
+counts for the built-in ones) × the conditions that apply to it × reasoning samples for CoT conditions,
+summed, × models. This is the number of rows of the samples table.
 """
 
 from __future__ import annotations
 
+from evals.benchmarks import job_benchmarks
 from evals.conditions import conditions_for
-from evals.datasets import DATASET_FILES, bbq_key
 from schemas.errors import LimitExceededError
 from schemas.spec import JobSpec
 from service.settings import Settings
 
-WINOGENDER_ITEMS = 60
-"""Templates whose pronoun refers to the occupation, one per occupation (SPEC §4)."""
-LAWSCHOOL_VARIANTS = 2
-"""Each student is asked about as Black and as white (SPEC §5)."""
 
-
-def _items(spec: JobSpec, benchmark: str) -> int:
-    benchmarks = spec.benchmarks
-    if benchmark == "bbq" and benchmarks.bbq is not None:
-        bbq = benchmarks.bbq
-        cap = bbq.limit or bbq.sample_per_category
-        return sum(
-            min(DATASET_FILES[bbq_key(c)].rows, cap or DATASET_FILES[bbq_key(c)].rows) for c in bbq.selected_categories
-        )
-    if benchmark == "winogender" and benchmarks.winogender is not None:
-        return min(benchmarks.winogender.limit or WINOGENDER_ITEMS, WINOGENDER_ITEMS)
-    if benchmark == "lawschool" and benchmarks.lawschool is not None:
-        students = DATASET_FILES["lawschool/law_data.csv"].rows
-        cap = benchmarks.lawschool.limit or benchmarks.lawschool.sample
-        return min(students, cap or students) * LAWSCHOOL_VARIANTS
-    return 0
+def _per_model(spec: JobSpec, *, requests_per_cot_row: int) -> int:
+    total = 0
+    for selected in job_benchmarks(spec):
+        items = selected.benchmark.planned_items(selected.spec)
+        for condition in conditions_for(spec, selected.benchmark):
+            total += items * (requests_per_cot_row * spec.cot.samples if condition.is_cot else 1)
+    return total
 
 
 def planned_rows(spec: JobSpec) -> int:
     """Rows of the samples table the job will produce (an upper bound where a selection exceeds the data)."""
-    per_model = 0
-    for benchmark in spec.benchmarks.selected:
-        items = _items(spec, benchmark)
-        for condition in conditions_for(spec, benchmark):
-            per_model += items * (spec.cot.samples if condition.is_cot else 1)
-    return per_model * len(spec.models)
+    return _per_model(spec, requests_per_cot_row=1) * len(spec.models)
 
 
 def planned_requests(spec: JobSpec) -> int:
     """Engine requests the job will make: one score request per row, plus one generate request per CoT row."""
-    per_model = 0
-    for benchmark in spec.benchmarks.selected:
-        items = _items(spec, benchmark)
-        for condition in conditions_for(spec, benchmark):
-            per_model += items * (2 * spec.cot.samples if condition.is_cot else 1)
-    return per_model * len(spec.models)
+    return _per_model(spec, requests_per_cot_row=2) * len(spec.models)
 
 
 def check_planned_rows(spec: JobSpec, *, settings: Settings) -> int:
@@ -71,5 +49,6 @@ def check_planned_rows(spec: JobSpec, *, settings: Settings) -> int:
 
 
 def check_submission(spec: JobSpec, *, settings: Settings) -> None:
-    """Everything checked when a job is submitted beyond the spec's own validation."""
+    """Everything checked when a job is submitted beyond the spec's own validation: its benchmarks resolve
+    (plugins installed, their settings valid) and the job is within the size limits."""
     check_planned_rows(spec, settings=settings)

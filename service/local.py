@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from schemas.errors import UnavailableError
 from schemas.jobs import JobView
 from schemas.spec import JobSpec
+from service.admission import admit_job
 from service.auth import LOCAL_OWNER
 from service.db import Database
-from service.limits import check_submission
 from service.results import normalize_results_root
 from service.runner.scheduler import Runner
 from service.settings import Settings
@@ -39,8 +39,13 @@ class LocalRun:
 
 
 def open_local_run(spec: JobSpec, *, settings: Settings, out: str | None = None) -> LocalRun:
-    """Store the job (or find the unfinished one to resume) and prepare a runner for it."""
-    check_submission(spec, settings=settings)
+    """Store the job (or find the unfinished one to resume) and prepare a runner for it.
+
+    The spec is the user's own, run on the user's machine: every local path and URI it names may be read
+    (``Settings.unrestricted_paths``).
+    """
+    settings = settings.model_copy(update={"unrestricted_paths": True})
+    spec = admit_job(spec, settings=settings, owner=LOCAL_OWNER)
     store = JobStore(Database(settings.store_path))
     location = normalize_results_root(out) if out else None
     key = "run:" + hashlib.sha256(f"{spec_digest(spec)}|{location or ''}".encode()).hexdigest()[:32]

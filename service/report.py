@@ -1,9 +1,11 @@
 """``report.html``: a job's metrics for people — one self-contained page, no scripts, no external assets.
 
-Per benchmark, interval plots of the headline metrics (one row per model × condition: the value and its
-95% interval, with zero marked) and the full table of its overall metrics; for BBQ also s_AMB per
-category. The page ends with what produced the numbers (packages, model revisions and fingerprints,
-dataset sha256s) from ``spec.json``. Every number comes from ``metrics.parquet``; nothing is computed here.
+Per benchmark (in the job's order, with the title, headline metrics and metric descriptions it declares:
+``evals.protocol.Benchmark``), interval plots of the headline metrics (one row per model × condition: the
+value and its 95% interval, with zero marked), the full table of its overall metrics, and per slice the
+headlines that ask for it (BBQ: s_AMB per category). The page ends with what produced the numbers
+(packages, model revisions and fingerprints, dataset sha256s) from ``spec.json``. Every number comes from
+``metrics.parquet``; nothing is computed here.
 """
 
 from __future__ import annotations
@@ -15,16 +17,10 @@ from typing import Any
 
 import polars as pl
 
+from evals.benchmarks import get_benchmark, registered_names
+from evals.protocol import Benchmark
 from schemas.jobs import FailedCell
-from schemas.tables import METRIC_DESCRIPTIONS
 
-# per benchmark, the (metric, ci_method) plotted: probability-weighted (`expected`) values, overall slice
-HEADLINES = {
-    "bbq": [("bias_ambig", "bootstrap"), ("bias_disambig", "bootstrap"), ("accuracy_ambig", "bootstrap")],
-    "winogender": [("pearson_r", "fisher_z")],
-    "lawschool": [("parity_difference", "bootstrap")],
-}
-TITLES = {"bbq": "BBQ", "winogender": "Winogender", "lawschool": "Law school admissions"}
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 980px; color: #222; }
 h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; } h3 { font-size: 1.05em; }
@@ -102,21 +98,22 @@ def interval_plot(rows: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _benchmark_section(benchmark: str, metrics: pl.DataFrame) -> str:
+def _benchmark_section(benchmark: Benchmark, metrics: pl.DataFrame) -> str:
     overall = metrics.filter(pl.col("slice") == "overall")
-    parts = [f"<h2>{escape(TITLES.get(benchmark, benchmark))}</h2>"]
+    parts = [f"<h2>{escape(benchmark.title)} <code>{escape(benchmark.name)}</code></h2>"]
     several_models = overall["model"].n_unique() > 1
-    for metric, ci_method in HEADLINES.get(benchmark, []):
+    for headline in benchmark.headlines:
+        metric, method, ci_method = headline.metric, headline.method, headline.ci_method
         rows = overall.filter(
-            (pl.col("metric") == metric) & (pl.col("method") == "expected") & (pl.col("ci_method") == ci_method)
+            (pl.col("metric") == metric) & (pl.col("method") == method) & (pl.col("ci_method") == ci_method)
         ).to_dicts()
         if not rows:
             continue
         for row in rows:
             row["label"] = f"{row['model']} · {row['condition']}" if several_models else row["condition"]
         parts += [
-            f"<h3><code>{escape(metric)}</code> (expected; {escape(ci_method)} interval)</h3>",
-            f'<p class="note">{escape(METRIC_DESCRIPTIONS.get(metric, ""))}</p>',
+            f"<h3><code>{escape(metric)}</code> ({escape(method)}; {escape(ci_method)} interval)</h3>",
+            f'<p class="note">{escape(benchmark.metric_descriptions.get(metric, ""))}</p>',
             interval_plot(rows),
         ]
     parts.append("<h3>All metrics (overall)</h3>")
@@ -127,18 +124,22 @@ def _benchmark_section(benchmark: str, metrics: pl.DataFrame) -> str:
             numeric_from=4,
         )
     )
-    categories = metrics.filter(
-        (pl.col("slice") != "overall") & (pl.col("metric") == "bias_ambig") & (pl.col("method") == "expected")
-    )
-    if categories.height:
-        parts.append("<h3><code>bias_ambig</code> per category (expected)</h3>")
-        parts.append(
-            _table(
-                ["model", "condition", "category", "value", "95% interval", "n"],
-                (_cells(r, "slice") for r in categories.to_dicts()),
-                numeric_from=3,
-            )
+    for headline in (h for h in benchmark.headlines if h.per_slice):
+        slices = metrics.filter(
+            (pl.col("slice") != "overall")
+            & (pl.col("metric") == headline.metric)
+            & (pl.col("method") == headline.method)
+            & (pl.col("ci_method") == headline.ci_method)
         )
+        if slices.height:
+            parts.append(f"<h3><code>{escape(headline.metric)}</code> per slice ({escape(headline.method)})</h3>")
+            parts.append(
+                _table(
+                    ["model", "condition", "slice", "value", "95% interval", "n"],
+                    (_cells(r, "slice") for r in slices.to_dicts()),
+                    numeric_from=3,
+                )
+            )
     return "".join(parts)
 
 
@@ -175,12 +176,24 @@ def failed_cells_section(cells: Sequence[FailedCell]) -> str:
     )
 
 
-def render_report(metrics: pl.DataFrame, document: dict[str, Any], *, failed_cells: Sequence[FailedCell] = ()) -> str:
-    """The HTML page of a job's metrics table and its resolved spec (``spec.json``)."""
+def render_report(
+    metrics: pl.DataFrame,
+    document: dict[str, Any],
+    benchmarks: Sequence[Benchmark] | None = None,
+    *,
+    failed_cells: Sequence[FailedCell] = (),
+) -> str:
+    """The HTML page of a job's metrics table and its resolved spec (``spec.json``); ``benchmarks`` are the
+    job's (``evals.benchmarks.job_benchmarks``) in its order, default: the registered ones in the table;
+    ``failed_cells`` get a short section of their own (they have no metrics)."""
     job = document.get("job_id", "")
     name = (document.get("spec") or {}).get("name") or job
-    benchmarks = [b for b in ("bbq", "winogender", "lawschool") if b in set(metrics["benchmark"].to_list())]
-    body = "".join(_benchmark_section(b, metrics.filter(pl.col("benchmark") == b)) for b in benchmarks)
+    present = set(metrics["benchmark"].to_list())
+    if benchmarks is None:
+        benchmarks = [get_benchmark(n) for n in registered_names() if n in present]
+    body = "".join(
+        _benchmark_section(b, metrics.filter(pl.col("benchmark") == b.name)) for b in benchmarks if b.name in present
+    )
     body += failed_cells_section(failed_cells)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

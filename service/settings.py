@@ -84,6 +84,42 @@ class Settings(BaseSettings):
         default_factory=list, description="API keys, comma-separated. With keys, every /v1 call needs one."
     )
     api_keys_file: Path | None = Field(None, description="A file with one API key per line (a mounted Secret).")
+    session_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description=(
+            "Signs the web console's session cookies (16+ characters). Unset: a random secret per process, so "
+            "console logins end when the server restarts and are not shared by replicas; set it from a Secret "
+            "when several API replicas serve one address."
+        ),
+    )
+    session_max_age: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a web console login lasts.")
+
+    # what a job may read (the operator's: see service.access)
+    allowed_local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders (comma-separated) under which a job submitted over the API may name server paths: model "
+            "folders and custom benchmark data files. Default: none (every server path is refused)."
+        ),
+    )
+    allowed_uri_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "URI prefixes (comma-separated, e.g. s3://team-bucket/benchmarks/) a job submitted over the API may read "
+            "custom data from, with the service's credentials. Default: none."
+        ),
+    )
+    unrestricted_paths: bool = Field(
+        False,
+        description=(
+            "Trust every path and URI in a spec (what `moralscope run` does for the user's own specs on the user's "
+            "machine). Never set it on a shared server."
+        ),
+    )
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest data file accepted by POST /v1/uploads (and read for a job)."
+    )
 
     # limits
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body.")
@@ -92,11 +128,11 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_local_roots", "allowed_uri_prefixes", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     def all_api_keys(self) -> list[str]:

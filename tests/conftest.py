@@ -7,6 +7,7 @@ set; the data is read in place, never copied into the project.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,3 +53,21 @@ def data_dir() -> Path:
     if not (path / "winogender" / "templates.tsv").is_file():
         pytest.fail(f"the datasets are not at {path}; set MORALSCOPE_DATA_DIR to the shared datasets folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder that, on ``sys.path``, holds an installed plugin benchmark (``coinflip``).
+
+    It has the module (tests/plugins/moralscope_coinflip.py) and a ``*.dist-info`` whose
+    ``entry_points.txt`` declares it in the ``moralscope.benchmarks`` group: what ``pip install`` of a
+    package with that entry point leaves on disk. Put it on ``sys.path`` (and call
+    ``evals.benchmarks.reload_plugins()``), or on ``PYTHONPATH`` of a subprocess.
+    """
+    folder = tmp_path_factory.mktemp("plugins")
+    shutil.copy(REPO_ROOT / "tests" / "plugins" / "moralscope_coinflip.py", folder)
+    info = folder / "moralscope_coinflip-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: moralscope-coinflip\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[moralscope.benchmarks]\ncoinflip = moralscope_coinflip:BENCHMARK\n")
+    return folder

@@ -37,8 +37,10 @@ from evals.metrics.common import (
     OVERALL,
     BootstrapSettings,
     CellKey,
+    ClusterSums,
     MetricRow,
     cell_bootstrap,
+    column_array,
     finite,
     metric_row,
     no_interval,
@@ -50,6 +52,7 @@ from schemas.errors import InvalidInputError
 
 CONTEXTS = ("ambig", "disambig")
 METHODS = ("argmax", "expected")
+METRICS = ("accuracy_ambig", "bias_ambig", "accuracy_disambig", "bias_disambig", "n_undetermined")
 REQUIRED_COLUMNS = (
     "category",
     "cluster",
@@ -233,8 +236,11 @@ def _slice_rows(sums: dict[str, FloatArray], key: CellKey, slice_: str, settings
     return rows
 
 
-def bbq_metrics(samples: pl.DataFrame, key: CellKey, settings: BootstrapSettings) -> list[MetricRow]:
-    """Metric rows of one (model, condition) cell: per category (first-appearance order), then ``overall``.
+def bbq_metrics(
+    samples: pl.DataFrame, key: CellKey, settings: BootstrapSettings, *, per_category: bool = True
+) -> list[MetricRow]:
+    """Metric rows of one (model, condition) cell: per category (first-appearance order; unless not
+    ``per_category``), then ``overall``.
 
     Per slice and method (argmax, expected): accuracy_ambig, bias_ambig, accuracy_disambig,
     bias_disambig, then n_undetermined (value = rows whose biased option is undetermined).
@@ -245,8 +251,25 @@ def bbq_metrics(samples: pl.DataFrame, key: CellKey, settings: BootstrapSettings
     categories = table.get_column("category").to_numpy()
     columns = {name: table.get_column(name).to_numpy() for name in table.columns[2:]}
     rows: list[MetricRow] = []
-    for category in table.get_column("category").unique(maintain_order=True).to_list():
+    for category in table.get_column("category").unique(maintain_order=True).to_list() if per_category else []:
         in_slice = categories == category
         rows.extend(_slice_rows({k: v[in_slice] for k, v in columns.items()}, key, str(category), settings))
     rows.extend(_slice_rows(columns, key, OVERALL, settings))
     return rows
+
+
+def metric_cluster_sums(samples: pl.DataFrame, metric: str, method: str) -> ClusterSums:
+    """One cell's accuracy or bias score (overall) as per-template sums (``evals.protocol.ClusterSums``)."""
+    kind, _, context = metric.partition("_")
+    if kind not in ("accuracy", "bias") or context not in CONTEXTS or method not in METHODS:
+        raise InvalidInputError(
+            f"BBQ has per-cluster sums for accuracy_* and bias_* ({', '.join(METHODS)}), not {metric!r} ({method})",
+            field="metric",
+        )
+    table = cluster_sums(samples)
+    sums = column_array(table, [_column(method, context, stat) for stat in _STATS])
+    statistic = _accuracy_statistic(0) if kind == "accuracy" else _bias_statistic(context, 0)
+    clusters = [str(c) for c in table.get_column("cluster").to_list()]
+    if len(set(clusters)) < len(clusters):  # one cluster id in several categories: name both
+        clusters = [f"{cat}/{c}" for cat, c in zip(table.get_column("category").to_list(), clusters, strict=True)]
+    return ClusterSums(tuple(clusters), sums, statistic)

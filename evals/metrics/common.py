@@ -45,6 +45,25 @@ class BootstrapSettings:
     seed: int
 
 
+@dataclass(frozen=True)
+class ClusterSums:
+    """One metric of one cell as per-cluster sums: the input of a (paired) clustered bootstrap.
+
+    ``sums`` is (K clusters × m statistics); ``statistic`` maps summed rows (shape (..., m)) to the
+    metric, so ``statistic(sums.sum(axis=0))`` is the metric's value and resampling clusters (rows of
+    ``sums``) resamples it. A cluster without rows for the metric has a zero row. A paired effect of a
+    condition against a baseline stacks the two cells' sums of the clusters both have, side by side,
+    and takes the difference of the statistic on each half.
+    """
+
+    clusters: tuple[str, ...]
+    sums: FloatArray
+    statistic: Statistic
+
+    def value(self) -> float:
+        return float(self.statistic(self.sums.sum(axis=0)))
+
+
 def cell_bootstrap(
     cluster_sums: FloatArray, *, key: CellKey, slice_: str, metric: str, settings: BootstrapSettings
 ) -> ClusterBootstrap:

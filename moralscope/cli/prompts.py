@@ -11,66 +11,43 @@ import click
 from moralscope.cli.errors import print_json, run_command
 from schemas.errors import InvalidInputError, UnavailableError
 
-_BENCHMARKS = ("bbq", "winogender", "lawschool")
+
+def _benchmark(name: str, job: Any) -> Any:
+    """The benchmark called ``name`` and its settings: the job's (with --spec) or a registered one's defaults."""
+    from evals.benchmarks import SelectedBenchmark, get_benchmark, job_benchmarks
+    from evals.custom import LOCAL_ACCESS
+
+    if job is not None:
+        for selected in job_benchmarks(job, LOCAL_ACCESS):
+            if selected.name == name:
+                return selected
+    try:
+        benchmark = get_benchmark(name)
+    except InvalidInputError as exc:
+        hint = "; a custom benchmark is previewed with the job spec that defines it (--spec)" if job is None else ""
+        raise InvalidInputError(f"{exc.message}{hint}", field="benchmark") from None
+    return SelectedBenchmark(benchmark, benchmark.spec_model())
 
 
-def _condition(benchmark: str, name: str, spec_path: Path | None) -> Any:
+def _condition(selected: Any, name: str, job: Any, spec_path: Path | None) -> Any:
     from evals.conditions import UnknownConditionError, builtin_condition, conditions_for
 
-    if spec_path is not None:
-        from moralscope.specfile import load_job_spec
-
-        job = load_job_spec(spec_path)
-        for condition in conditions_for(job, benchmark):
+    if job is not None:
+        applicable = conditions_for(job, selected.benchmark)
+        for condition in applicable:
             if condition.name == name:
                 return condition
         raise InvalidInputError(
-            f"condition {name!r} is not among the conditions of {spec_path} that apply to {benchmark} "
-            f"({', '.join(c.name for c in conditions_for(job, benchmark)) or 'none'})",
+            f"condition {name!r} is not among the conditions of {spec_path} that apply to {selected.name} "
+            f"({', '.join(c.name for c in applicable) or 'none'})",
             field="condition",
         )
     try:
-        return builtin_condition(benchmark, name)
+        return builtin_condition(selected.benchmark, name)
     except UnknownConditionError as exc:
         raise InvalidInputError(
             f"{exc}; to preview a user-defined condition pass its job spec with --spec", field="condition"
         ) from None
-
-
-def _item(benchmark: str, category: str | None, index: int, data_dir: Path | None) -> Any:
-    """The item at ``index`` (0-based, file order) of the benchmark (and BBQ category), or a Winogender occupation."""
-    from evals import bbq, lawschool, winogender
-    from evals.datasets import DatasetSources
-    from schemas.spec import BBQ_CATEGORIES, BbqSpec, LawSchoolSpec, WinogenderSpec
-
-    sources = DatasetSources(data_dir)
-    items: list[Any]
-    if benchmark == "bbq":
-        category = category or "Age"
-        if category not in BBQ_CATEGORIES:
-            raise InvalidInputError(
-                f"unknown BBQ category {category!r}; known categories: {', '.join(BBQ_CATEGORIES)}", field="category"
-            )
-        items = bbq.load_items(BbqSpec(categories=[category], limit=index + 1), sources, 0)
-    elif benchmark == "winogender":
-        items = winogender.load_items(WinogenderSpec(), sources, 0)
-        if category is not None:
-            by_occupation = {item.occupation: item for item in items}
-            if category not in by_occupation:
-                raise InvalidInputError(
-                    f"unknown occupation {category!r}; Winogender occupations: {', '.join(by_occupation)}",
-                    field="category",
-                )
-            if index != 0:
-                raise InvalidInputError("--category names one Winogender item (an occupation); drop --index")
-            return by_occupation[category]
-    else:
-        if category is not None:
-            raise InvalidInputError("--category does not apply to lawschool; choose a student with --index")
-        items = lawschool.load_items(LawSchoolSpec(limit=index + 1), sources, 0)
-    if index >= len(items):
-        raise InvalidInputError(f"--index {index} is out of range: there are {len(items)} items", field="index")
-    return items[index]
 
 
 def _renderer(prompt_format: str, model: str | None, revision: str | None) -> tuple[Callable[[Any], str], list[str]]:
@@ -98,7 +75,13 @@ def _renderer(prompt_format: str, model: str | None, revision: str | None) -> tu
 
 
 @click.command()
-@click.option("--benchmark", "-b", type=click.Choice(_BENCHMARKS), required=True, help="The benchmark.")
+@click.option(
+    "--benchmark",
+    "-b",
+    required=True,
+    metavar="NAME",
+    help="bbq, winogender, lawschool, an installed plugin benchmark, or a custom benchmark of --spec.",
+)
 @click.option(
     "--condition",
     "-c",
@@ -107,7 +90,11 @@ def _renderer(prompt_format: str, model: str | None, revision: str | None) -> tu
     metavar="NAME",
     help="Q, Q+IF, Q+IF+CoT, Q+MatchStats (Winogender), or a condition defined in --spec.",
 )
-@click.option("--category", metavar="C", help="BBQ: the category (default Age). Winogender: an occupation.")
+@click.option(
+    "--category",
+    metavar="C",
+    help="BBQ: the category (default Age). Winogender: an occupation. Others: an item category, if they have them.",
+)
 @click.option("--index", "-i", type=click.IntRange(min=0), default=0, show_default=True, help="Item index (0-based).")
 @click.option(
     "--format",
@@ -123,7 +110,7 @@ def _renderer(prompt_format: str, model: str | None, revision: str | None) -> tu
     "--spec",
     "spec_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="A job spec whose user-defined conditions can be named.",
+    help="A job spec: its user-defined conditions and custom benchmarks can be named, with its settings.",
 )
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Dataset folder searched first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (exact strings) instead of text.")
@@ -146,13 +133,20 @@ def prompts(
     reasoning, and stage two, which is scored; stage two shows {{REASONING}} where the sampled
     reasoning goes. Law school prints both variants (Black, white).
     """
-    from evals.benchmarks import get_benchmark
+    from evals.datasets import DatasetSources
     from evals.prompts import REASONING_PLACEHOLDER
 
-    condition = _condition(benchmark, condition_name, spec_path)
+    job = None
+    if spec_path is not None:
+        from moralscope.specfile import load_job_spec
+
+        job = load_job_spec(spec_path)
+    selected = _benchmark(benchmark, job)
+    condition = _condition(selected, condition_name, job, spec_path)
     render_text, stop = _renderer(prompt_format, model, revision)
-    item = _item(benchmark, category, index, data_dir)
-    rendered = get_benchmark(benchmark).render(item, condition)
+    bench = selected.benchmark
+    item = bench.preview_item(selected.spec, DatasetSources(data_dir), index=index, category=category)
+    rendered = bench.render(item, condition)
     texts: list[dict[str, Any]] = []
     for prompt in rendered:
         if prompt.turns.cot is not None:

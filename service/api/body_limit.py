@@ -1,7 +1,8 @@
 """Refuse request bodies over ``Settings.max_body_bytes`` with 413, before anything parses them.
 
 A pure ASGI middleware: a declared ``Content-Length`` over the limit is refused at once; otherwise the
-body is read up to the limit (chunked uploads included) and replayed to the application.
+body is read up to the limit (chunked uploads included) and replayed to the application. Routes that
+stream their body under their own limit (``/v1/uploads``) are passed through (``streamed_paths``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ _METHODS_WITH_BODY = {"POST", "PUT", "PATCH"}
 class BodySizeLimit:
     """ASGI middleware enforcing a maximum request body size."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, streamed_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed_paths = streamed_paths
 
     def _too_large(self, size: int | None) -> JSONResponse:
         shown = f"{size} bytes" if size is not None else f"more than {self.max_bytes} bytes"
@@ -31,7 +33,11 @@ class BodySizeLimit:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _METHODS_WITH_BODY
+            or scope["path"].rstrip("/") in self.streamed_paths
+        ):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.errors import ForbiddenError
 from service.auth import KeyRing, Principal
 from service.runner.scheduler import Runner
+from service.sessions import CSRF_HEADER, SAFE_METHODS, SessionSigner, is_cross_origin, session_of
 from service.settings import Settings, get_settings
 from service.store import JobStore
 
@@ -25,12 +27,38 @@ def get_runner(request: Request) -> Runner | None:
     return runner
 
 
+def refuse_cross_origin(request: Request) -> None:
+    """ForbiddenError → 403 for a request that changes something and that a page of another site sent."""
+    if request.method not in SAFE_METHODS and is_cross_origin(request):
+        raise ForbiddenError(
+            f"cross-site request refused: {request.method} {request.url.path} came from a page of "
+            f"{request.headers.get('origin')}, not of this server"
+        )
+
+
 def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """Who is calling (raises AuthError → 401 when the server has keys and the call has a wrong or no key)."""
+    """Who is calling: the API key of ``Authorization: Bearer``, else the web console's session cookie.
+
+    Raises AuthError → 401 when the server has keys and the call has a wrong or no key (and no logged-in
+    session); ForbiddenError → 403 for a cross-site request that changes something, or for one that is
+    authenticated by the cookie alone without the session's CSRF token (the ``X-CSRF-Token`` header).
+    """
+    refuse_cross_origin(request)
     keyring: KeyRing = request.app.state.keyring
     header = f"{credentials.scheme} {credentials.credentials}" if credentials else request.headers.get("authorization")
+    if header is None and keyring.enabled:
+        session = session_of(request)
+        principal = keyring.session_principal(session.owner) if session else None
+        if principal is not None:
+            signer: SessionSigner = request.app.state.sessions
+            if request.method not in SAFE_METHODS and not signer.csrf_valid(session, request.headers.get(CSRF_HEADER)):
+                raise ForbiddenError(
+                    f"{request.method} {request.url.path} with the console's session cookie needs its CSRF token "
+                    f"in the {CSRF_HEADER} header (or send `Authorization: Bearer <key>` instead)"
+                )
+            return principal
     return keyring.authenticate(header)
 
 

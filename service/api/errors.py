@@ -113,7 +113,7 @@ def validation_error_body(errors: Sequence[dict[str, Any]]) -> tuple[str, str | 
 
 async def _moralscope_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MoralscopeError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) else {}
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) and exc.http_status == 401 else {}
     return error_response(exc.http_status, exc.code, exc.message, exc.field, **headers)
 
 

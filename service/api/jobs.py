@@ -10,13 +10,14 @@ from typing import Annotated, Any, Literal
 import pyarrow.csv as pacsv
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from sse_starlette import EventSourceResponse
 
 from schemas.jobs import JobList, JobState, JobView
 from schemas.spec import JobSpec
 from service import jobs
 from service.api.deps import PrincipalDep, RunnerDep, SettingsDep, StoreDep
 from service.api.errors import ERROR_RESPONSES
-from service.api.events import job_event_stream
+from service.api.events import job_event_response
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -73,16 +74,12 @@ def cancel_job(job_id: JobId, store: StoreDep, principal: PrincipalDep, runner: 
 @router.get(
     "/{job_id}/events",
     summary="Follow a job: server-sent events (JobEvent JSON) until it ends",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "`state`, `progress`, `log`, `end` events."}},
 )
-def job_events(job_id: JobId, store: StoreDep, principal: PrincipalDep) -> StreamingResponse:
+def job_events(job_id: JobId, store: StoreDep, principal: PrincipalDep) -> EventSourceResponse:
     store.get_job(job_id, owner=principal.owner)  # 404 before the stream starts
-    return StreamingResponse(
-        job_event_stream(store, job_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return job_event_response(store, job_id)
 
 
 def _download(result: jobs.ResultFile, media_type: str) -> Response:

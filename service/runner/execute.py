@@ -25,16 +25,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import polars as pl
 
-from evals.benchmarks import plan_prompts
+from evals.benchmarks import benchmark_prompts, job_benchmarks, job_samples_schema
 from evals.datasets import DatasetSources
 from schemas.errors import EngineFailure, ModelResolutionError, MoralscopeError
 from schemas.jobs import JobState
-from schemas.spec import BENCHMARKS, ModelSpec
-from schemas.tables import METRICS_SCHEMA, SAMPLES_SCHEMA
+from schemas.spec import ModelSpec
+from schemas.tables import METRICS_SCHEMA
+from service.access import AccessPolicy, data_access
 from service.provenance import resolved_spec_document
 from service.report import render_report
 from service.results import JobFiles
@@ -147,8 +147,10 @@ class JobExecution:
             sources = DatasetSources(
                 self.settings.data_dir, cache_dir=self.settings.cache_dir / "datasets", download=self.settings.download
             )
-            prompts = {name: plan_prompts(self.spec, name, sources) for name in self.spec.benchmarks.selected}
-            plan = build_plan(self.spec, prompts)
+            AccessPolicy.from_settings(self.settings).check_spec(self.spec)  # the operator's, as of now
+            benchmarks = job_benchmarks(self.spec, data_access(self.settings, self.job.owner))
+            prompts = {selected.name: benchmark_prompts(self.spec, selected, sources) for selected in benchmarks}
+            plan = build_plan(self.spec, prompts, [selected.benchmark for selected in benchmarks])
             models = [self._resolve(position, model) for position, model in enumerate(self.spec.models)]
         except MoralscopeError as exc:
             exc.message = f"validation failed: {exc.message}"
@@ -160,28 +162,22 @@ class JobExecution:
             job_id=job_id,
             spec=self.spec,
             models=[(m.spec.key, m.resolved, m.renderer.prompt_format) for m in models],
-            datasets=self._dataset_provenance(sources),
+            datasets=[f for selected in benchmarks for f in selected.benchmark.data_files(selected.spec, sources)],
         )
         self.files.write_text("spec.json", json.dumps(document, indent=2, sort_keys=False) + "\n")
         self.store.set_provenance(job_id, document)
         return plan, models
-
-    def _dataset_provenance(self, sources: DatasetSources) -> list[dict[str, Any]]:
-        from evals.datasets import DATASET_FILES
-
-        used = set(self.spec.benchmarks.selected)
-        return [
-            {**status.to_dict(), "sha256": DATASET_FILES[status.key].sha256, "url": DATASET_FILES[status.key].url}
-            for status in sources.status()
-            if status.dataset in used and status.state == "ok"
-        ]
 
     def _resolve(self, position: int, model: ModelSpec) -> ModelToRun:
         from workers.models import resolve_model
         from workers.rendering import PromptRenderer
 
         resolved = resolve_model(
-            model.name, model.revision, cache_dir=self.settings.cache_dir, download=self.settings.download
+            model.name,
+            model.revision,
+            cache_dir=self.settings.cache_dir,
+            download=self.settings.download,
+            any_local_folder=self.settings.unrestricted_paths,
         )
         try:
             renderer = PromptRenderer.from_pretrained(resolved.path, model.prompt_format)
@@ -196,9 +192,10 @@ class JobExecution:
     def _finished_score_parts(self) -> list[str]:
         """Parts of the finished score shards, in the samples table's order (no plan needed)."""
         conditions = {name: i for i, name in enumerate(self.spec.condition_names)}
+        benchmarks = {name: i for i, name in enumerate(self.spec.benchmarks.selected)}
         finished = [s for s in self.store.shards(self.job.id) if s.key.phase == SCORE and s.state == "done"]
         finished.sort(
-            key=lambda s: (s.key.model, BENCHMARKS.index(s.key.benchmark), conditions[s.key.condition], s.key.shard)
+            key=lambda s: (s.key.model, benchmarks[s.key.benchmark], conditions[s.key.condition], s.key.shard)
         )
         return [s.path for s in finished if s.path is not None]
 
@@ -209,9 +206,9 @@ class JobExecution:
         expected = sum(1 for model in range(len(self.spec.models)) for _ in plan.shards(model, SCORE))
         if len(parts) != expected:
             raise EngineFailure(f"finalizing found {len(parts)} finished score shards, expected {expected}")
-        self.files.concat_parquet("samples.parquet", SAMPLES_SCHEMA, parts)
+        self.files.concat_parquet("samples.parquet", plan.samples_schema, parts)
         # the prompt and reasoning texts are most of the table's bytes and no metric reads them
-        columns = [name for name in SAMPLES_SCHEMA.names if name not in ("prompt", "prompt_sha256", "reasoning")]
+        columns = [n for n in plan.samples_schema.names if n not in ("prompt", "prompt_sha256", "reasoning")]
         samples = pl.from_arrow(self.files.read_parquet("samples.parquet", columns=columns))
         assert isinstance(samples, pl.DataFrame)
         failed = failed_cells(samples, self.spec.max_error_rate)
@@ -225,17 +222,23 @@ class JobExecution:
                 f"× {first.condition}: {first.errors} of {first.rows} rows failed: {first.cause}"
             )
         bootstrap = self.spec.bootstrap
+        benchmarks = [selected.benchmark for selected in job_benchmarks(self.spec)]
         metrics = compute_metrics(
-            samples, resamples=bootstrap.resamples, confidence=bootstrap.confidence, seed=self.spec.bootstrap_seed
+            samples,
+            resamples=bootstrap.resamples,
+            confidence=bootstrap.confidence,
+            seed=self.spec.bootstrap_seed,
+            benchmarks={b.name: b for b in benchmarks},
         )
         table = metrics.to_arrow().select(METRICS_SCHEMA.names).cast(METRICS_SCHEMA)
         self.files.write_parquet("metrics.parquet", table)
         document = json.loads(self.files.read_text("spec.json"))
-        self.files.write_text("report.html", render_report(metrics, document, failed_cells=failed))
+        self.files.write_text("report.html", render_report(metrics, document, benchmarks, failed_cells=failed))
 
     def _finish_cancelled(self) -> None:
         if self.store.shards(self.job.id):  # planned: keep what finished as a partial samples table
-            self.files.concat_parquet("samples.parquet", SAMPLES_SCHEMA, self._finished_score_parts())
+            schema = job_samples_schema([selected.benchmark for selected in job_benchmarks(self.spec)])
+            self.files.concat_parquet("samples.parquet", schema, self._finished_score_parts())
             self.files.remove_tree("parts")
         for model in self.store.models(self.job.id):
             if model.phase != "done":

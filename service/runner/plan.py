@@ -4,18 +4,24 @@ Rows of one (model, benchmark, condition) are the condition's prompts in the ben
 each repeated ``cot.samples`` times for chain-of-thought conditions (sample 0, 1, …). Shard ``k`` is
 rows ``[k·shard_size, (k+1)·shard_size)``; a CoT condition has a ``reason`` shard and a ``score`` shard
 with the same rows. The samples table is the score shards' rows in the order models (spec order) →
-benchmarks (bbq, winogender, lawschool) → conditions (spec order) → shards → rows, so it is the same
-whatever order shards finish in and however often the job was restarted.
+benchmarks (the job's order: ``evals.benchmarks.job_benchmarks``) → conditions (spec order) → shards →
+rows, so it is the same whatever order shards finish in and however often the job was restarted. Its
+schema is the job's (``evals.benchmarks.job_samples_schema``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
+from evals.benchmarks import job_benchmarks, job_samples_schema
 from evals.prompts import EvalPrompt
-from schemas.spec import BENCHMARKS, JobSpec
+from evals.protocol import Benchmark
+from schemas.spec import JobSpec
+from schemas.tables import SAMPLES_SCHEMA
 from service.store import ShardKey
 
 REASON = "reason"
@@ -28,6 +34,8 @@ class PlannedRow:
 
     prompt: EvalPrompt
     sample: int
+    benchmark: Benchmark | None = None
+    """The benchmark that rendered the prompt (None: the registered one of that name)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class ConditionPlan:
     """The condition's position in the spec (part file names use it: condition names may hold any text)."""
     is_cot: bool
     rows: list[PlannedRow] = field(repr=False)
+    samples_schema: pa.Schema = field(default=SAMPLES_SCHEMA, repr=False)
+    """The job's samples table schema: every part is written with it."""
 
     def shard_rows(self, shard_size: int) -> list[list[PlannedRow]]:
         return [self.rows[start : start + shard_size] for start in range(0, len(self.rows), shard_size)]
@@ -60,6 +70,8 @@ class JobPlan:
 
     conditions: list[ConditionPlan]
     shard_size: int
+    samples_schema: pa.Schema = SAMPLES_SCHEMA
+    """The job's samples table schema (each ConditionPlan carries it too)."""
 
     def shards(self, model: int, phase: str) -> Iterator[Shard]:
         """The shards of one model in one phase (``reason`` shards exist for CoT conditions only), in order."""
@@ -77,17 +89,28 @@ class JobPlan:
         return sum(len(plan.rows) for plan in self.conditions)
 
 
-def build_plan(spec: JobSpec, prompts: dict[str, dict[str, list[EvalPrompt]]]) -> JobPlan:
-    """The plan from ``prompts[benchmark][condition]`` (as :func:`evals.benchmarks.plan_prompts` returns them)."""
+def build_plan(
+    spec: JobSpec,
+    prompts: dict[str, dict[str, list[EvalPrompt]]],
+    benchmarks: Sequence[Benchmark] | None = None,
+) -> JobPlan:
+    """The plan from ``prompts[benchmark][condition]`` (as :func:`evals.benchmarks.plan_prompts` returns them).
+
+    ``benchmarks``: the job's, in its order (default: :func:`evals.benchmarks.job_benchmarks` of ``spec``).
+    """
+    if benchmarks is None:
+        benchmarks = [selected.benchmark for selected in job_benchmarks(spec)]
     condition_index = {name: i for i, name in enumerate(spec.condition_names)}
+    schema = job_samples_schema(benchmarks)
     conditions = []
-    for benchmark in BENCHMARKS:
-        for condition, condition_prompts in prompts.get(benchmark, {}).items():
+    for benchmark in benchmarks:
+        for condition, condition_prompts in prompts.get(benchmark.name, {}).items():
             is_cot = any(p.is_cot for p in condition_prompts)
             samples = spec.cot.samples if is_cot else 1
-            rows = [PlannedRow(p, s) for p in condition_prompts for s in range(samples)]
-            conditions.append(ConditionPlan(benchmark, condition, condition_index[condition], is_cot, rows))
-    return JobPlan(conditions, spec.shard_size)
+            rows = [PlannedRow(p, s, benchmark) for p in condition_prompts for s in range(samples)]
+            index = condition_index[condition]
+            conditions.append(ConditionPlan(benchmark.name, condition, index, is_cot, rows, schema))
+    return JobPlan(conditions, spec.shard_size, schema)
 
 
 def part_path(key: ShardKey, condition_index: int) -> str:

@@ -95,7 +95,8 @@ def sample_row(
     """
     prompt = row.prompt
     scores = None if result.error is not None else combine_forms(prompt.candidates, result.continuations)
-    columns = dict(get_benchmark(prompt.benchmark).sample_columns(prompt, scores))
+    benchmark = row.benchmark or get_benchmark(prompt.benchmark)
+    columns = dict(benchmark.sample_columns(prompt, scores))
     columns.update(
         model=model,
         model_labels=model_labels,
@@ -123,9 +124,9 @@ def sample_row(
     return columns
 
 
-def samples_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows → a table of SAMPLES_SCHEMA (an unknown or missing required column is an error)."""
-    unknown = sorted({name for row in rows for name in row} - set(SAMPLES_SCHEMA.names))
+def samples_table(rows: list[dict[str, Any]], schema: pa.Schema = SAMPLES_SCHEMA) -> pa.Table:
+    """Rows → a table of the job's samples ``schema`` (an unknown or missing required column is an error)."""
+    unknown = sorted({name for row in rows for name in row} - set(schema.names))
     if unknown:
-        raise ValueError(f"sample rows have columns that are not in SAMPLES_SCHEMA: {', '.join(unknown)}")
-    return pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)
+        raise ValueError(f"sample rows have columns that are not in the samples schema: {', '.join(unknown)}")
+    return pa.Table.from_pylist(rows, schema=schema)

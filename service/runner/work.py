@@ -262,7 +262,7 @@ class ModelWork:
             seeds, results = zip(*fill.values, strict=True) if fill.values else ((), ())
             table = row_builder.reasoning_table(shard.rows, list(seeds), list(results))
         else:
-            table = row_builder.samples_table(fill.values)
+            table = row_builder.samples_table(fill.values, shard.plan.samples_schema)
             key = shard.key
             self._recorded_reasoning.pop(ShardKey(key.model, key.benchmark, key.condition, REASON, key.shard), None)
         relative = part_path(shard.key, shard.plan.condition_index)

@@ -6,15 +6,19 @@ reachable from CI): a good file, a corrupt file and a 404.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.server
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +34,7 @@ from evals.datasets import (
     iter_jsonl,
     select_keys,
 )
+from evals.datasets.download import LOCKS
 from schemas.errors import DataError, InvalidInputError
 from schemas.spec import BBQ_CATEGORIES
 
@@ -37,21 +42,48 @@ SMALL_KEY = "winogender/occupations-stats.tsv"
 LOCAL_BBQ = ("Age", "Disability_status", "Nationality", "Physical_appearance", "Religion", "Sexual_orientation")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        return None
+@dataclass
+class Mirror:
+    """A real HTTP server on 127.0.0.1 serving ``root``, which logs every GET, can fail the first requests
+    of a path with a status (``fail``) and can answer slowly (``delay`` seconds)."""
+
+    url: str
+    root: Path
+    gets: list[str] = field(default_factory=list)
+    fail: dict[str, list[int]] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def _handler(mirror: Mirror) -> type[http.server.SimpleHTTPRequestHandler]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(mirror.root), **kwargs)
+
+        def do_GET(self) -> None:
+            mirror.gets.append(self.path)
+            time.sleep(mirror.delay)
+            if planned := mirror.fail.get(self.path):
+                self.send_error(planned.pop(0))
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    return Handler
 
 
 @pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """(base URL, root folder) of a local HTTP server serving the folder."""
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
     root = tmp_path / "mirror"
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    served = Mirror("", root)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(served))
+    served.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", root
+        yield served
     finally:
         server.shutdown()
         server.server_close()
@@ -70,7 +102,10 @@ def place(data_dir: Path, root: Path, key: str, content: bytes | None = None) ->
 
 
 def leftovers(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    """Files under ``folder`` other than the lock files (which stay: removing one races a waiting process)."""
+    if not folder.exists():
+        return []
+    return [p for p in folder.rglob("*") if p.is_file() and LOCKS not in p.relative_to(folder).parts]
 
 
 # -- registry ----------------------------------------------------------------------------------------
@@ -221,9 +256,9 @@ def test_bbq_row_problems_name_file_line_and_field(data_dir: Path, tmp_path: Pat
 
 
 def test_download_from_mirror_verifies_and_caches(
-    data_dir: Path, tmp_path: Path, mirror: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, root = mirror
+    url, root = mirror.url, mirror.root
     place(data_dir, root, SMALL_KEY)
     monkeypatch.delenv("MORALSCOPE_DATA_DIR")
     cache = tmp_path / "cache"
@@ -238,9 +273,9 @@ def test_download_from_mirror_verifies_and_caches(
 
 
 def test_mirror_from_the_environment(
-    data_dir: Path, tmp_path: Path, mirror: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, root = mirror
+    url, root = mirror.url, mirror.root
     place(data_dir, root, SMALL_KEY)
     monkeypatch.setenv("MORALSCOPE_DATASET_MIRROR", url)
     sources = DatasetSources(tmp_path / "empty", cache_dir=tmp_path / "cache")
@@ -253,25 +288,66 @@ def test_mirror_from_the_environment(
 
 
 def test_corrupt_download_keeps_nothing(
-    data_dir: Path, tmp_path: Path, mirror: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, root = mirror
-    place(data_dir, root, SMALL_KEY, (data_dir / SMALL_KEY).read_bytes() + b"extra\n")
+    url, root = mirror.url, mirror.root
+    bad = place(data_dir, root, SMALL_KEY, (data_dir / SMALL_KEY).read_bytes() + b"extra\n")
     monkeypatch.delenv("MORALSCOPE_DATA_DIR")
     cache = tmp_path / "cache"
-    sources = DatasetSources(cache_dir=cache, mirror_url=url)
+    sources = DatasetSources(cache_dir=cache, mirror_url=url, download_retries=1)
     with pytest.raises(DatasetMissingError) as caught:
         sources.path(SMALL_KEY)
-    assert "sha256" in caught.value.message
-    assert DATASET_FILES[SMALL_KEY].sha256 in caught.value.message
+    message = caught.value.message
+    received = hashlib.sha256(bad.read_bytes()).hexdigest()
+    assert f"its sha256 is {received}, expected {DATASET_FILES[SMALL_KEY].sha256}" in message
+    assert f"{url}/{SMALL_KEY}" in message
+    assert "nothing was kept" in message
     assert isinstance(caught.value.__cause__, DatasetDownloadError)
     assert leftovers(cache) == []
+    assert mirror.gets == [f"/{SMALL_KEY}"] * 2  # a mismatch may be a broken transfer: tried once more
+
+
+def test_a_failed_download_is_tried_again_but_a_refused_one_is_not(
+    data_dir: Path, tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place(data_dir, mirror.root, SMALL_KEY)
+    monkeypatch.delenv("MORALSCOPE_DATA_DIR")
+    mirror.fail[f"/{SMALL_KEY}"] = [503]  # once: pooch waits 1 s and tries again
+    sources = DatasetSources(cache_dir=tmp_path / "cache", mirror_url=mirror.url)
+    assert sources.path(SMALL_KEY).read_bytes() == (data_dir / SMALL_KEY).read_bytes()
+    assert mirror.gets == [f"/{SMALL_KEY}"] * 2
+    with pytest.raises(DatasetMissingError, match="HTTP 404"):
+        sources.path("winogender/templates.tsv")  # not on the mirror
+    assert mirror.gets.count("/winogender/templates.tsv") == 1
+
+
+def test_two_processes_fetching_one_file_download_it_once(
+    data_dir: Path, tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place(data_dir, mirror.root, SMALL_KEY)
+    mirror.delay = 2.0  # the first download is still running when the second process asks
+    cache = tmp_path / "cache"
+    code = (
+        "import sys; from evals.datasets import DatasetSources; "
+        "print(DatasetSources(cache_dir=sys.argv[1], mirror_url=sys.argv[2]).path(sys.argv[3]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("MORALSCOPE_DATA_DIR", None)
+    command = [sys.executable, "-c", code, str(cache), mirror.url, SMALL_KEY]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [process.communicate(timeout=60) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err.decode()
+        assert out.decode().strip() == str(cache / SMALL_KEY)
+    assert mirror.gets == [f"/{SMALL_KEY}"]  # one download; the other process waited, then found it
+    assert (cache / SMALL_KEY).read_bytes() == (data_dir / SMALL_KEY).read_bytes()
+    assert leftovers(cache) == [cache / SMALL_KEY]
 
 
 def test_download_404_and_pull_reports_every_failure(
-    data_dir: Path, tmp_path: Path, mirror: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, root = mirror
+    url, root = mirror.url, mirror.root
     place(data_dir, root, SMALL_KEY)  # templates.tsv is not on the mirror
     monkeypatch.delenv("MORALSCOPE_DATA_DIR")
     sources = DatasetSources(cache_dir=tmp_path / "cache", mirror_url=url)

@@ -1,7 +1,9 @@
-"""Fixtures of the service tests: settings on temporary paths, and the in-process API app."""
+"""Fixtures of the service tests: settings on temporary paths, and the in-process API app; the run's
+summary names the folder of the console's screenshots (tests/service/browser_support.py)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,11 @@ def _fresh_settings_cache() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    browser_support = sys.modules.get("browser_support")
+    if browser_support is not None and browser_support.TAKEN:
+        terminalreporter.write_line(
+            f"console screenshots ({len(browser_support.TAKEN)}) for people to look at: {browser_support.SCREENSHOTS}"
+        )

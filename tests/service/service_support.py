@@ -39,6 +39,17 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def server_env(state: Path, **variables: str) -> dict[str, str]:
+    """The environment of a live test server whose store and results live in ``state``, plus ``variables``."""
+    return {
+        "MORALSCOPE_STORE_PATH": str(state / "jobs.sqlite3"),
+        "MORALSCOPE_RESULTS_URI": str(state / "results"),
+        "MORALSCOPE_DOWNLOAD": "false",
+        "MORALSCOPE_RAY_NUM_CPUS": "2",
+        **variables,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from service_support import REPO_ROOT, LiveServer, tiny_spec
+from service_support import REPO_ROOT, LiveServer, server_env, tiny_spec
 
 from moralscope import AsyncClient, AuthError, Client, InvalidInputError, JobState, NotFoundError
 from moralscope.cli.metrics_table import format_number
@@ -35,16 +35,7 @@ KEY_A, KEY_B = "sdk-key-a", "sdk-key-b"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     state = tmp_path_factory.mktemp("sdk")
-    live = LiveServer(
-        {
-            "MORALSCOPE_STORE_PATH": str(state / "jobs.sqlite3"),
-            "MORALSCOPE_RESULTS_URI": str(state / "results"),
-            "MORALSCOPE_DOWNLOAD": "false",
-            "MORALSCOPE_RAY_NUM_CPUS": "2",
-            "MORALSCOPE_API_KEYS": f"{KEY_A},{KEY_B}",
-        },
-        state / "server.log",
-    )
+    live = LiveServer(server_env(state, MORALSCOPE_API_KEYS=f"{KEY_A},{KEY_B}"), state / "server.log")
     yield live
     live.stop()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import huggingface_hub
+import huggingface_hub.constants
 import pytest
 
 from schemas.errors import ModelResolutionError
@@ -31,24 +33,22 @@ HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 def test_builtin_conversion_under_concurrency_then_fast_reuse(tmp_path: Path) -> None:
     from transformers import AutoConfig, AutoTokenizer
 
-    results: list[ResolvedModel] = []
-    errors: list[BaseException] = []
-
-    def prepare() -> None:
-        try:
-            results.append(resolve_model("smollm2-135m-instruct", cache_dir=tmp_path))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    # two preparations at once: the lock makes the second wait and reuse the first's folder
-    threads = [threading.Thread(target=prepare) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    first, second = results
+    # two processes prepare at once: the file lock makes the second wait and reuse the first's folder
+    code = (
+        "import dataclasses, json, logging, sys; from pathlib import Path; "
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
+        "from workers.models import resolve_model; "
+        "print(json.dumps(dataclasses.asdict(resolve_model('smollm2-135m-instruct', cache_dir=Path(sys.argv[1])))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-c", code, str(tmp_path)]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err.decode()[-3000:]
+    first, second = (ResolvedModel(**json.loads(out)) for out, _ in outputs)
     assert first == second
+    assert sum(err.decode().count("converting smollm2-135m-instruct") for _, err in outputs) == 1
     folder = Path(first.path)
     assert folder.parent == tmp_path / "models"
     assert [p.name for p in (tmp_path / "models").iterdir() if p.is_dir()] == [folder.name]  # no staging left

@@ -1,18 +1,16 @@
-"""Where every upstream dataset file comes from, and how a local copy is found and verified.
+"""How a local copy of a registered dataset file is found, verified and (if allowed) downloaded.
 
-Every file the benchmarks read is registered in :data:`DATASET_FILES` (loaded from the package file
-``evals/registry.json``) under its path relative to a data directory (the layout of
-``shared/datasets``), with a URL pinned to an upstream commit, its sha256, row count, license and
-citation (values from the ``PROVENANCE.md`` files next to the data).
-
-:class:`DatasetSources` resolves a file in this order, verifying its sha256 wherever it is found:
+Files are named by their registry key (:data:`~evals.datasets.registry.DATASET_FILES`), a path relative
+to a data directory. :class:`DatasetSources` resolves a file in this order, verifying its sha256
+wherever it is found:
 
 1. the explicit ``data_dir``;
 2. ``$MORALSCOPE_DATA_DIR``;
 3. the user cache (``cache_dir``, default ``$MORALSCOPE_CACHE_DIR/datasets`` or ``~/.cache/moralscope/datasets``);
-4. a download into the cache (sha256 checked while streaming, written to a temporary file and renamed
-   into place), from the pinned upstream URL or ``{mirror}/{key}`` when a mirror is set
-   (``mirror_url`` or ``$MORALSCOPE_DATASET_MIRROR``, for air-gapped clusters).
+4. a download into the cache (:mod:`evals.datasets.download`: pooch checks the sha256 before the file
+   is renamed into place; a file lock makes concurrent processes download it once), from the pinned
+   upstream URL or ``{mirror}/{key}`` when a mirror is set (``mirror_url`` or
+   ``$MORALSCOPE_DATASET_MIRROR``, for air-gapped clusters).
 
 A file found but corrupt is an error, never skipped: a corrupt copy is not silently replaced by
 another one. Errors are :class:`~schemas.errors.DataError` subclasses whose message names the file,
@@ -21,120 +19,26 @@ what was expected and how to fix it.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import json
 import os
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from evals.download import DownloadError, download_verified
+from evals.datasets.download import DownloadError, fetch, registry_for
+from evals.datasets.errors import DatasetChecksumError, DatasetDownloadError, DatasetMissingError
+from evals.datasets.registry import DATASET_FILES, DatasetFile, select_keys
 from schemas.errors import DataError, InvalidInputError
 from schemas.paths import default_cache_dir
-from schemas.spec import BBQ_CATEGORIES
 
 DATA_DIR_ENV = "MORALSCOPE_DATA_DIR"
 MIRROR_ENV = "MORALSCOPE_DATASET_MIRROR"
 
-
-@dataclass(frozen=True, slots=True)
-class DatasetFile:
-    """One upstream file, pinned (an entry of ``evals/registry.json``)."""
-
-    key: str
-    """Path relative to a data directory, e.g. ``bbq/data/Age.jsonl``."""
-    dataset: str
-    """``bbq``, ``winogender`` or ``lawschool``."""
-    url: str
-    """Raw download URL pinned to an upstream commit."""
-    sha256: str
-    rows: int
-    """Data rows (jsonl lines; csv/tsv lines after the header)."""
-    license: str
-    citation: str
-    size: int | None = None
-    """Bytes, where known."""
-
-
-def _load_registry() -> dict[str, DatasetFile]:
-    registry = json.loads(resources.files("evals").joinpath("registry.json").read_text(encoding="utf-8"))
-    datasets = registry["datasets"]
-    return {
-        entry["key"]: DatasetFile(
-            key=entry["key"],
-            dataset=entry["dataset"],
-            url=entry["url"],
-            sha256=entry["sha256"],
-            rows=entry["rows"],
-            license=datasets[entry["dataset"]]["license"],
-            citation=datasets[entry["dataset"]]["citation"],
-            size=entry.get("bytes"),
-        )
-        for entry in registry["files"]
-    }
-
-
-DATASET_FILES: dict[str, DatasetFile] = _load_registry()
-"""Every upstream file, by key (path relative to a data directory)."""
-
-DATASETS: tuple[str, ...] = ("bbq", "winogender", "lawschool")
-
-
-def bbq_key(category: str) -> str:
-    """The registry key of a BBQ category file."""
-    if category not in BBQ_CATEGORIES:
-        raise InvalidInputError(
-            f"unknown BBQ category {category!r}; known categories: {', '.join(BBQ_CATEGORIES)}", field="categories"
-        )
-    return f"bbq/data/{category}.jsonl"
-
-
-def select_keys(name: str | None) -> list[str]:
-    """Registry keys named by ``name``: a key, a dataset (``bbq``), a BBQ category (``Age``), or None for all."""
-    if name is None:
-        return list(DATASET_FILES)
-    if name in DATASET_FILES:
-        return [name]
-    if name in DATASETS:
-        return [key for key, f in DATASET_FILES.items() if f.dataset == name]
-    by_lower = {c.lower(): c for c in BBQ_CATEGORIES}
-    if name.lower() in by_lower:
-        return [bbq_key(by_lower[name.lower()])]
-    raise InvalidInputError(
-        f"unknown dataset name {name!r}: use a dataset ({', '.join(DATASETS)}), a BBQ category "
-        f"({', '.join(BBQ_CATEGORIES)}) or a file key ({', '.join(DATASET_FILES)})",
-        field="only",
-    )
-
-
-# -- errors ----------------------------------------------------------------------------------------
-
-
-class DatasetMissingError(DataError):
-    """A dataset file is in none of the places looked and cannot be downloaded."""
-
-
-class DatasetChecksumError(DataError):
-    """A dataset file's sha256 differs from the pinned one."""
-
-
-class DatasetFormatError(DataError):
-    """A dataset file's content cannot be parsed (the message names file:line)."""
-
-
-DatasetDownloadError = DownloadError
-"""A download failed (HTTP error, network error, wrong content or a write error)."""
-
-
 # -- sha256 verification, cached per process --------------------------------------------------------
 
-_CHUNK = 1 << 20
 _verified: dict[tuple[str, int, int], str] = {}
 _verified_lock = threading.Lock()
 
@@ -147,11 +51,8 @@ def file_sha256(path: Path) -> str:
         cached = _verified.get(cache_key)
     if cached is not None:
         return cached
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    value = digest.hexdigest()
+        value = hashlib.file_digest(handle, "sha256").hexdigest()
     with _verified_lock:
         _verified[cache_key] = value
     return value
@@ -164,8 +65,6 @@ def _checksum_error(entry: DatasetFile, path: Path, actual: str) -> DatasetCheck
         f"`moralscope data pull --only {entry.key}`, or replace it with the pinned upstream file."
     )
 
-
-# -- status rows -----------------------------------------------------------------------------------
 
 FileState = Literal["ok", "missing", "corrupt", "unreadable"]
 
@@ -211,7 +110,8 @@ class PullResult:
 class DatasetSources:
     """Finds, verifies and (if allowed) downloads the registered dataset files.
 
-    ``$MORALSCOPE_DATA_DIR`` and ``$MORALSCOPE_DATASET_MIRROR`` are read when the object is built.
+    ``$MORALSCOPE_DATA_DIR`` and ``$MORALSCOPE_DATASET_MIRROR`` are read when the object is built;
+    ``progress`` draws a download progress bar on stderr.
     """
 
     def __init__(
@@ -222,6 +122,7 @@ class DatasetSources:
         download: bool = True,
         mirror_url: str | None = None,
         progress: bool = False,
+        download_retries: int = 2,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
         env_dir = os.environ.get(DATA_DIR_ENV)
@@ -231,6 +132,8 @@ class DatasetSources:
         mirror = mirror_url if mirror_url is not None else os.environ.get(MIRROR_ENV) or None
         self.mirror_url = mirror.rstrip("/") if mirror else None
         self.progress = progress
+        self.download_retries = download_retries
+        """How many more times a failed download is tried (pooch waits 1 s, then 2 s, … in between)."""
 
     def __repr__(self) -> str:
         return (
@@ -285,7 +188,7 @@ class DatasetSources:
         if not self.download:
             raise self._missing_error(entry, "downloads are disabled")
         try:
-            return self._download(entry, self.cache_dir / key)
+            return self._download(entry, self.cache_dir)
         except DownloadError as exc:
             raise self._missing_error(entry, exc.reason) from exc
 
@@ -307,16 +210,13 @@ class DatasetSources:
 
     # -- download ------------------------------------------------------------------------------
 
-    def _download(self, entry: DatasetFile, target: Path) -> Path:
-        return download_verified(
-            self.url_for(entry.key),
-            target,
-            entry.sha256,
-            label=entry.key,
-            size=entry.size,
-            progress=self.progress,
-            fix=self._download_fix(entry),
-        )
+    def _download(self, entry: DatasetFile, root: Path) -> Path:
+        """Fetch ``entry`` into ``root`` and verify it (a copy another process fetched meanwhile is checked too)."""
+        files = {key: (self.url_for(key), file.sha256) for key, file in DATASET_FILES.items()}
+        pup = registry_for(root, files, retries=self.download_retries)
+        path = fetch(pup, entry.key, sha256=entry.sha256, progress=self.progress, fix=self._download_fix(entry))
+        self._verify(entry, path)
+        return path
 
     def _download_fix(self, entry: DatasetFile) -> str:
         return (
@@ -378,56 +278,9 @@ class DatasetSources:
             if target.is_file():
                 self._verify(entry, target)
                 return PullResult(entry.key, "present", str(target))
-            return PullResult(entry.key, "downloaded", str(self._download(entry, target)))
+            return PullResult(entry.key, "downloaded", str(self._download(entry, dest)))
         found = self._find(entry.key)
         if found is not None:
             self._verify(entry, found[1])
             return PullResult(entry.key, "present", str(found[1]))
-        return PullResult(entry.key, "downloaded", str(self._download(entry, self.cache_dir / entry.key)))
-
-
-# -- readers with file:line errors ------------------------------------------------------------------
-
-
-def iter_jsonl(path: Path, *, limit: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each line of a JSON-lines file; a bad line raises naming file:line."""
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and number > limit:
-                return
-            if not line.strip():
-                raise DatasetFormatError(f"{path}:{number}: empty line in a JSON-lines file")
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetFormatError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(value, dict):
-                raise DatasetFormatError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-            yield number, value
-
-
-def read_table(path: Path, *, delimiter: str, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row of a CSV/TSV file whose header must hold ``columns``.
-
-    Tab-separated files are read without quote processing (a ``"`` is text), as TSV files are written.
-    """
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        if delimiter == "\t":
-            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetFormatError(f"{path}:1: empty file, expected a header with {', '.join(columns)}")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DatasetFormatError(f"{path}:1: header lacks column(s) {', '.join(map(repr, missing))}; got {header}")
-        rows = []
-        for values in reader:
-            number = reader.line_num
-            if len(values) != len(header):
-                raise DatasetFormatError(
-                    f"{path}:{number}: expected {len(header)} fields ({delimiter!r}-separated), got {len(values)}"
-                )
-            rows.append((number, dict(zip(header, values, strict=True))))
-        return rows
+        return PullResult(entry.key, "downloaded", str(self._download(entry, self.cache_dir)))
