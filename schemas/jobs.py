@@ -112,7 +112,7 @@ class ResultLocations(_View):
     samples: str | None = Field(None, description="URI of samples.parquet.")
     metrics: str | None = Field(None, description="URI of metrics.parquet.")
     spec: str | None = Field(None, description="URI of spec.json (the spec with resolved versions).")
-    report: str | None = Field(None, description="URI of report.html (interval plots and tables of the metrics).")
+    report: str | None = Field(None, description="URI of report.html (figures and tables of the metrics).")
 
 
 class JobView(_View):

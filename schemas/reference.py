@@ -27,12 +27,15 @@ from schemas.spec import (
     JobSpec,
     LawSchoolSpec,
     ModelSpec,
+    ReportSpec,
+    RevisionSpec,
     WinogenderSpec,
 )
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("job", JobSpec),
     ("models[]", ModelSpec),
+    ("models[].revisions[]", RevisionSpec),
     ("benchmarks", BenchmarksSpec),
     ("benchmarks.bbq", BbqSpec),
     ("benchmarks.winogender", WinogenderSpec),
@@ -46,6 +49,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("conditions[].cot", CotTurnsSpec),
     ("cot", CotSamplingSpec),
     ("bootstrap", BootstrapSpec),
+    ("report", ReportSpec),
 )
 
 

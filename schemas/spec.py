@@ -37,6 +37,8 @@ __all__ = [
     "JobSpec",
     "LawSchoolSpec",
     "ModelSpec",
+    "ReportSpec",
+    "RevisionSpec",
     "WinogenderSpec",
     "job_spec_json_schema",
 ]
@@ -52,6 +54,19 @@ LabelValue = str | int | float | bool | None
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RevisionSpec(_Spec):
+    """One checkpoint of a model entry that sweeps its revisions (`models[].revisions`)."""
+
+    revision: str = Field(min_length=1, description="Hugging Face revision (branch, tag or commit) of this checkpoint.")
+    alias: str | None = Field(
+        None, min_length=1, description="Its name in results; default `<the entry's alias or name>@<revision>`."
+    )
+    labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels of this checkpoint (e.g. `rlhf_steps: 500`), added to (and overriding) the entry's.",
+    )
 
 
 class ModelSpec(_Spec):
@@ -95,6 +110,37 @@ class ModelSpec(_Spec):
         default_factory=dict,
         description="Free labels carried into every result row, e.g. `params_b: 52`, `rlhf_steps: 500`, for sweeps.",
     )
+    revisions: list[RevisionSpec] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Sweep this model's checkpoints without repeating the entry: it becomes one model per revision when "
+            "the spec is validated (alias `<alias or name>@<revision>` unless the revision sets one; labels: the "
+            "entry's, updated with the revision's). Not together with `revision`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_revision_field(self) -> ModelSpec:
+        if self.revisions is not None and self.revision is not None:
+            raise ValueError("set either revision or revisions, not both")
+        return self
+
+    def expanded(self) -> list[ModelSpec]:
+        """This entry as the models it stands for: itself, or one model per entry of ``revisions``."""
+        if self.revisions is None:
+            return [self]
+        return [
+            self.model_copy(
+                update={
+                    "revision": entry.revision,
+                    "alias": entry.alias or f"{self.key}@{entry.revision}",
+                    "labels": {**self.labels, **entry.labels},
+                    "revisions": None,
+                }
+            )
+            for entry in self.revisions
+        ]
 
     @property
     def key(self) -> str:
@@ -168,6 +214,23 @@ class BootstrapSpec(_Spec):
     seed: int | None = Field(None, ge=0, description="Seed of the resampling; default: the job's seed.")
 
 
+class ReportSpec(_Spec):
+    """How report.html draws the job (figures only: no effect on any result)."""
+
+    sweep_label: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "The numeric model label sweep figures plot against; default: `params_b`, else `rlhf_steps`, else the "
+            "first other label (alphabetically) with different numeric values across models."
+        ),
+    )
+    log_scale: bool | None = Field(
+        None,
+        description="Logarithmic x axis; default: for `params_b`, and for labels whose values span a factor of 10+.",
+    )
+
+
 def _builtin_conditions() -> list[str | ConditionSpec]:
     return list(BUILTIN_CONDITIONS)
 
@@ -201,6 +264,7 @@ class JobSpec(_Spec):
         ),
     )
     labels: dict[str, LabelValue] = Field(default_factory=dict, description="Free labels for the job.")
+    report: ReportSpec = Field(default_factory=ReportSpec, description="How report.html draws the job.")
 
     @field_validator("conditions")
     @classmethod
@@ -237,6 +301,7 @@ class JobSpec(_Spec):
     @field_validator("models")
     @classmethod
     def _unique_models(cls, value: list[ModelSpec]) -> list[ModelSpec]:
+        value = [model for entry in value for model in entry.expanded()]  # revisions → one model each
         keys = [m.key for m in value]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:

@@ -219,7 +219,8 @@ METRICS_SCHEMA = _schema(
             "baseline",
             pa.string(),
             "`delta_*` rows: the condition this row's condition is compared with (value = metric under `condition` "
-            "− metric under `baseline`, on the items scored under both); empty for every other row.",
+            "− metric under `baseline`, on the items scored under both; n counts those paired items, n_excluded the "
+            "items of either cell left out); empty for every other row.",
             nullable=True,
         ),
     ],
@@ -246,6 +247,20 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 """The study's metrics (each built-in benchmark declares its share as ``Benchmark.metric_descriptions``;
 a ``multiple_choice`` custom benchmark reports BBQ's, the other kinds and plugins declare their own).
 For any metric ``M``, rows named ``delta_M`` are paired effects: M(condition) − M(``baseline``)."""
+
+
+EFFECT_DESCRIPTION = (
+    "Paired change against the baseline condition (Q): {metric} under the row's condition minus {metric} under the "
+    "baseline, both on the items scored under both conditions, with a clustered paired bootstrap interval."
+)
+"""What a `delta_<metric>` row means (evals.metrics.effects)."""
+METRIC_DESCRIPTIONS.update(
+    {
+        f"delta_{metric}": EFFECT_DESCRIPTION.format(metric=metric)
+        # the built-in benchmarks' headline metrics (Benchmark.headlines): each has its effect rows
+        for metric in ("bias_ambig", "bias_disambig", "accuracy_ambig", "pearson_r", "parity_difference")
+    }
+)
 
 
 def schema_version_of(schema: pa.Schema) -> str | None:

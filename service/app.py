@@ -15,7 +15,7 @@ from importlib import metadata
 
 from fastapi import FastAPI
 
-from service.api import health, jobs, uploads
+from service.api import health, jobs, reports, uploads
 from service.api.body_limit import BodySizeLimit
 from service.api.errors import install_error_handlers
 from service.auth import KeyRing
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, streamed_paths=frozenset({"/v1/uploads"}))
     app.include_router(jobs.router)
+    app.include_router(reports.router)
     app.include_router(uploads.router)
     app.include_router(health.router)
     install_console(app)

@@ -6,9 +6,13 @@ submission, ownership on every access, and which results exist in which state.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas.errors import NotFoundError
+import polars as pl
+
+from schemas.errors import InvalidInputError, NotFoundError
 from schemas.jobs import JobList, JobState, JobView
 from schemas.spec import JobSpec
 from service.admission import admit_job
@@ -101,3 +105,32 @@ def result_file(*, store: JobStore, principal: Principal, job_id: str, name: str
             )
         )
     return ResultFile(files, relative, f"{job_id}-{relative}")
+
+
+MAX_REPORT_JOBS = 50
+"""Jobs one combined report may read."""
+
+
+def combined_report(*, store: JobStore, principal: Principal, job_ids: Sequence[str]) -> str:
+    """One report.html from the caller's finished jobs, in the order given (:mod:`service.report.combine`).
+
+    Raises InvalidInputError (field ``job``) for no job, a repeated one or more than MAX_REPORT_JOBS;
+    NotFoundError for a job that is not the caller's or has no metrics yet.
+    """
+    from service.report import JobResults, render_jobs_report
+
+    if not job_ids:
+        raise InvalidInputError("name at least one job: ?job=ID (repeat it for several jobs)", field="job")
+    if len(job_ids) > MAX_REPORT_JOBS:
+        raise InvalidInputError(f"a report reads at most {MAX_REPORT_JOBS} jobs, got {len(job_ids)}", field="job")
+    repeated = sorted({j for j in job_ids if list(job_ids).count(j) > 1})
+    if repeated:
+        raise InvalidInputError(f"each job may be named once, got {repeated[0]!r} more than once", field="job")
+    results = []
+    for job_id in job_ids:
+        metrics = result_file(store=store, principal=principal, job_id=job_id, name="metrics")
+        spec = result_file(store=store, principal=principal, job_id=job_id, name="spec")
+        frame = pl.from_arrow(metrics.files.read_parquet(metrics.relative))
+        assert isinstance(frame, pl.DataFrame)
+        results.append(JobResults(job_id, frame, json.loads(spec.files.read_text(spec.relative))))
+    return render_jobs_report(results)

@@ -1,7 +1,9 @@
 """``spec.json``: the submitted spec plus everything needed to reproduce the job's numbers.
 
 Package versions (read from installed metadata, nothing is imported), each model's resolved path,
-revision and weights fingerprint, and the datasets' verified files with their sha256.
+revision and weights fingerprint, the datasets' verified files with their sha256, and the digests of the
+planned prompts per (benchmark, condition) that tell a multi-job report which cells it may combine
+(:mod:`evals.digests`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def resolved_spec_document(
     spec: JobSpec,
     models: list[tuple[str, ResolvedModel, str]],
     datasets: Any,
+    prompt_digests: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The content of ``spec.json``. ``models``: (key, resolved model, resolved prompt format) in spec order."""
     return {
@@ -56,4 +59,5 @@ def resolved_spec_document(
             for key, resolved, prompt_format in models
         ],
         "datasets": datasets,
+        "prompt_digests": prompt_digests or [],
     }

@@ -4,8 +4,8 @@ Layout of ``<results_uri>/<job id>/``::
 
     samples.parquet      SAMPLES_SCHEMA, zstd, rows in the job's deterministic order
     metrics.parquet      METRICS_SCHEMA
-    spec.json            the spec with resolved versions (packages, models, datasets)
-    report.html          the metrics for people: interval plots and tables (service.report)
+    spec.json            the spec with resolved versions (packages, models, datasets) and prompt digests
+    report.html          the metrics for people: figures and tables (service.report)
     parts/               while the job runs: one Parquet part per finished shard (removed at the end)
 
 Every file is written under a temporary name and then renamed, so a reader (or a restarted job)

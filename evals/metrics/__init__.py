@@ -7,6 +7,10 @@ and its source). The result has exactly the columns, order and types of ``schema
 each benchmark documents its metric names in ``Benchmark.metric_descriptions`` (the study's are
 ``schemas.tables.METRIC_DESCRIPTIONS``).
 
+Then :func:`evals.metrics.effects.effect_rows` adds the self-correction effects: per (benchmark, model) and
+headline metric, each condition's paired change against ``Q`` (``delta_<metric>`` rows with ``baseline`` =
+``Q``; definitions in that module).
+
 Intervals are clustered percentile-bootstrap intervals (``evals.stats``), seeded per cell from
 (seed, model, benchmark, condition, slice, metric), so a given seed always gives the same frame and
 adding a model or a condition leaves the other cells' intervals unchanged.
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from evals.metrics.common import BootstrapSettings, CellKey, MetricRow, metrics_frame, require_columns, require_non_null
+from evals.metrics.effects import BASELINE, effect_rows
 from schemas.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -87,6 +92,7 @@ def compute_metrics(
     confidence: float = 0.95,
     seed: int = 0,
     benchmarks: Mapping[str, Benchmark] | None = None,
+    baseline: str | None = BASELINE,
 ) -> pl.DataFrame:
     """Every metric of every (benchmark, model, model_labels, condition) group of ``samples``.
 
@@ -95,7 +101,9 @@ def compute_metrics(
     ones; :func:`evals.benchmarks.job_benchmarks`). Rows with an ``error`` are left out of every
     value and counted in its ``n_excluded`` (a law-school row also takes its pair out). ``resamples = 0``
     skips the bootstrap (its intervals are NaN with ci_method ``none``; Fisher-z intervals are still
-    given). Values that are undefined (e.g. no non-unknown BBQ answer) are NaN, never 0.
+    given). ``baseline``: the condition the ``delta_*`` effect rows compare every other condition with (None:
+    no effect rows); they need the ``item_id`` column (and ``variant`` where a benchmark has variants). Values
+    that are undefined (e.g. no non-unknown BBQ answer) are NaN, never 0.
 
     Raises InvalidInputError for a missing column, an unknown benchmark or inconsistent rows (e.g.
     a law-school row without its counterpart), naming what is wrong.
@@ -111,4 +119,6 @@ def compute_metrics(
         benchmark, model, model_labels, condition = (str(v) for v in values)
         key = CellKey(model=model, model_labels=model_labels, benchmark=benchmark, condition=condition)
         rows.extend(by_name[benchmark].metrics(group, key, settings))
+    if baseline is not None:
+        rows.extend(effect_rows(samples, by_name, settings, baseline=baseline))
     return metrics_frame(rows)

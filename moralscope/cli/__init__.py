@@ -47,7 +47,7 @@ COMMAND_HELP: dict[str, str] = {
     "list": "List jobs on a server.",
     "cancel": "Cancel a job.",
     "results": "Fetch a job's metrics or samples.",
-    "report": "Save a job's HTML report.",
+    "report": "Save the HTML report of a job, or of several jobs as one.",
 }
 
 

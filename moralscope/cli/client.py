@@ -15,7 +15,7 @@ import click
 from moralscope.cli.errors import print_json, print_table, run_command
 from moralscope.cli.metrics_table import model_rates, print_failed_cells, print_metrics_table
 from moralscope.client import Client
-from schemas.errors import JobFailed
+from schemas.errors import InvalidInputError, JobFailed
 from schemas.jobs import JobState, JobView
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -168,17 +168,30 @@ def results(job_id: str, table: str, out: Path | None, url: str | None, api_key:
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", required=False)
+@click.option(
+    "--job",
+    "jobs",
+    multiple=True,
+    help="A finished job; repeat for one report of several (a sweep run as separate jobs).",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to save it (default: JOB_ID-report.html here).",
+    help="Where to save it (default: JOB_ID-report.html here, or report.html for several jobs).",
 )
 @server_options
 @run_command
-def report(job_id: str, out: Path | None, url: str | None, api_key: str | None, as_json: bool) -> None:
-    """Save a completed job's HTML report: interval plots and tables of its metrics."""
+def report(
+    job_id: str | None, jobs: tuple[str, ...], out: Path | None, url: str | None, api_key: str | None, as_json: bool
+) -> None:
+    """Save the HTML report of a completed job (JOB_ID or --job), or of several (--job A --job B ...): figures and
+    tables of the metrics; several jobs make one page, combining the cells whose prompts agree."""
+    ids = [*([job_id] if job_id else []), *jobs]
+    if not ids:
+        raise InvalidInputError("name a job: moralscope report JOB_ID, or --job A --job B ...", field="job")
+    default = Path(f"{ids[0]}-report.html") if len(ids) == 1 else Path("report.html")
     with _client(url, api_key) as client:
-        path = client.report(job_id, out or Path(f"{job_id}-report.html"))
+        path = client.report(ids, out or default)
     print_json({"path": str(path)}) if as_json else click.echo(str(path))

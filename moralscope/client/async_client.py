@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -158,9 +158,10 @@ class AsyncClient:
         """Save a result table's Parquet file to ``path``."""
         return await self._run(core.download(job_id, path, table=table))
 
-    async def report(self, job_id: str, path: str | Path) -> Path:
-        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
-        return await self._run(core.report(job_id, path))
+    async def report(self, jobs: str | Sequence[str], path: str | Path) -> Path:
+        """Save the HTML report (figures and tables of the metrics) of a completed job, or one page of several
+        (a sweep run as separate jobs: the cells whose prompts agree are combined), to ``path``."""
+        return await self._run(core.report(jobs, path))
 
     async def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         """A result table as a pyarrow Table."""

@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -217,8 +217,16 @@ def download(job_id: str, path: str | Path, *, table: Table = "samples") -> Oper
     return _save(response, path)
 
 
-def report(job_id: str, path: str | Path) -> Operation[Path]:
-    response = yield Call("GET", f"/v1/jobs/{job_id}/results/report")
+def report(jobs: str | Sequence[str], path: str | Path) -> Operation[Path]:
+    """One job's report.html, or one page of several jobs (``GET /v1/reports``: the server combines the cells
+    whose prompts agree)."""
+    ids = [jobs] if isinstance(jobs, str) else list(jobs)
+    if not ids:
+        raise InvalidInputError("name at least one job", field="job")
+    if len(ids) == 1:
+        response = yield Call("GET", f"/v1/jobs/{ids[0]}/results/report")
+    else:
+        response = yield Call("GET", "/v1/reports", params={"job": ids})
     return _save(response, path)
 
 

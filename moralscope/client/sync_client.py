@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -161,9 +161,10 @@ class Client:
         """Save a result table's Parquet file to ``path``."""
         return self._run(core.download(job_id, path, table=table))
 
-    def report(self, job_id: str, path: str | Path) -> Path:
-        """Save a completed job's HTML report (interval plots and tables of its metrics) to ``path``."""
-        return self._run(core.report(job_id, path))
+    def report(self, jobs: str | Sequence[str], path: str | Path) -> Path:
+        """Save the HTML report (figures and tables of the metrics) of a completed job, or one page of several
+        (a sweep run as separate jobs: the cells whose prompts agree are combined), to ``path``."""
+        return self._run(core.report(jobs, path))
 
     def results_arrow(self, job_id: str, *, table: Table = "samples") -> pa.Table:
         """A result table as a pyarrow Table."""

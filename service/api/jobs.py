@@ -137,7 +137,7 @@ def metrics(
 
 @router.get(
     "/{job_id}/results/report",
-    summary="The report (HTML: interval plots and tables of the metrics)",
+    summary="The report (HTML: figures and tables of the metrics)",
     response_class=Response,
     responses={200: {"content": {"text/html": {}}, "description": "report.html"}},
 )

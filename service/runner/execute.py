@@ -30,6 +30,7 @@ import polars as pl
 
 from evals.benchmarks import benchmark_prompts, job_benchmarks, job_samples_schema
 from evals.datasets import DatasetSources
+from evals.digests import prompt_digests
 from schemas.errors import EngineFailure, ModelResolutionError, MoralscopeError
 from schemas.jobs import JobState
 from schemas.spec import ModelSpec
@@ -163,6 +164,7 @@ class JobExecution:
             spec=self.spec,
             models=[(m.spec.key, m.resolved, m.renderer.prompt_format) for m in models],
             datasets=[f for selected in benchmarks for f in selected.benchmark.data_files(selected.spec, sources)],
+            prompt_digests=prompt_digests(self.spec, prompts),
         )
         self.files.write_text("spec.json", json.dumps(document, indent=2, sort_keys=False) + "\n")
         self.store.set_provenance(job_id, document)

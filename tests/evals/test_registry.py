@@ -56,7 +56,8 @@ def test_builtins_declare_everything_the_service_reads() -> None:
         assert set(benchmark.metric_descriptions) <= set(METRIC_DESCRIPTIONS)
         assert {h.metric for h in benchmark.headlines} <= set(benchmark.metric_descriptions)
         assert "Q" in benchmark.conditions
-    assert set(METRIC_DESCRIPTIONS) == {m for b in builtins.values() for m in b.metric_descriptions}
+    effects = {f"delta_{h.metric}" for b in builtins.values() for h in b.headlines}  # evals.metrics.effects
+    assert set(METRIC_DESCRIPTIONS) == {m for b in builtins.values() for m in b.metric_descriptions} | effects
     assert job_samples_schema(list(builtins.values())) is SAMPLES_SCHEMA
 
 

@@ -83,9 +83,41 @@ def test_user_defined_condition() -> None:
     assert spec.condition_names == ("Q", "Q+Fair")
 
 
+def test_revisions_expand_into_one_model_each() -> None:
+    spec = JobSpec.model_validate(
+        {
+            "models": [
+                {
+                    "name": "org/m",
+                    "labels": {"family": "m", "rlhf_steps": 0},
+                    "revisions": [
+                        {"revision": "step50", "labels": {"rlhf_steps": 50}},
+                        {"revision": "step100", "alias": "late", "labels": {"rlhf_steps": 100}},
+                    ],
+                },
+                {"name": "other"},
+            ]
+        }
+    )
+    assert [(m.key, m.revision, m.labels) for m in spec.models] == [
+        ("org/m@step50", "step50", {"family": "m", "rlhf_steps": 50}),
+        ("late", "step100", {"family": "m", "rlhf_steps": 100}),
+        ("other", None, {}),
+    ]
+    assert JobSpec.model_validate(spec.model_dump(mode="json")) == spec  # stored expanded: stable
+    with pytest.raises(ValidationError, match="either revision or revisions"):
+        JobSpec.model_validate({"models": [{"name": "m", "revision": "a", "revisions": [{"revision": "b"}]}]})
+    with pytest.raises(ValidationError, match="'m@b' more than once"):
+        JobSpec.model_validate({"models": [{"name": "m", "revisions": [{"revision": "b"}, {"revision": "b"}]}]})
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        JobSpec.model_validate({"models": [{"name": "m", "revisions": []}]})
+
+
 def test_spec_files(tmp_path: Path) -> None:
     assert load_job_spec(ROOT / "examples" / "quickstart.yaml").models[0].name == "smollm2-135m-instruct"
     assert len(load_job_spec(ROOT / "examples" / "paper-sweep.yaml").models) >= 3
+    checkpoints = load_job_spec(ROOT / "examples" / "checkpoint-sweep.yaml")
+    assert [m.labels["train_steps"] for m in checkpoints.models] == [8000, 36000, 143000]
     bad = tmp_path / "bad.yaml"
     bad.write_text("- just\n- a list\n")
     with pytest.raises(InvalidInputError, match="must hold a mapping"):

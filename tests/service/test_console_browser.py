@@ -7,7 +7,7 @@ page is checked for console errors and for requests beyond the server; screensho
 
 To add a test: take ``logged_in`` (the browser with key A's session), submit with ``api`` and
 ``console_spec`` (or any spec), wait with ``wait_for_state``; ``browser.report_frame(job_id)`` opens the
-job's page and switches into its embedded report (e.g. to check a sweep figure's lines), and
+job's page and switches into its embedded report (as the sweep figure's test does), and
 ``browser.assert_clean()`` checks the page's console and requests (see browser_support.py).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser_support import TERMINAL, Browser, console_spec, cross_site_page, submit, wait_for_state
-from service_support import LiveServer, server_env
+from service_support import MODEL, LiveServer, server_env, tiny_spec
 
 pytestmark = pytest.mark.slow
 
@@ -143,6 +143,37 @@ def test_a_running_job_advances_to_completed_in_the_list_and_on_its_page(logged_
     browser.assert_clean()
     browser.driver.close()
     browser.driver.switch_to.window(list_tab)
+
+
+def test_a_two_point_sweep_gets_a_sweep_figure_with_a_line_per_condition(logged_in: Browser, api: httpx.Client) -> None:
+    """The embedded model twice (the real engine: ``real_engine``), labelled as two sizes: the report embedded in
+    the job's page draws winogender's ρ against params_b, one line (and band) per condition."""
+    browser = logged_in
+    spec = tiny_spec(name="two-point sweep", benchmarks={"winogender": {"limit": 3}}, conditions=["Q", "Q+IF"])
+    spec["models"] = [
+        {"name": MODEL, "alias": alias, "labels": {"params_b": size}, "engine_options": {"real_engine": True}}
+        for alias, size in (("smol-small", 0.135), ("smol-large", 0.36))
+    ]
+    job_id = submit(api, spec)
+    assert wait_for_state(api, job_id, timeout=600) == "completed"
+    with browser.report_frame(job_id) as report:
+        figure = report.css('figure.sweep.headlines[data-benchmark="winogender"]')
+        assert figure.get_attribute("data-x") == "params_b"
+        lines = figure.find_elements("css selector", 'g[id*="-line-"]')
+        assert [line.get_attribute("id") for line in lines] == [
+            "ms-winogender-headlines-p0-line-0-q",
+            "ms-winogender-headlines-p0-line-1-q-if",
+        ]
+        assert all(line.rect["width"] > 10 for line in lines)  # drawn: each spans the two sizes
+        assert len(figure.find_elements("css selector", 'g[id*="-band-"]')) == 2
+        legend = figure.find_elements("css selector", 'g[id^="ms-winogender-headlines-legend-"] text')
+        assert [entry.text for entry in legend] == ["Q", "Q+IF"]
+        ticks = {t.text for t in figure.find_elements("css selector", "text")}
+        assert {"0.135", "0.36", "pearson_r"} <= ticks
+        assert "interval" in figure.find_element("css selector", "figcaption").text
+        assert report.css('figure.sweep.effects[data-benchmark="winogender"]')
+    browser.screenshot("job-sweep")
+    browser.assert_clean()
 
 
 def test_the_submit_form_shows_a_422_at_the_field_it_names(logged_in: Browser, api: httpx.Client) -> None:

@@ -159,6 +159,29 @@ def test_client_commands_json_and_exit_codes(server: LiveServer, finished_job: s
     assert "seed" in rejected.stderr
 
 
+def test_one_report_of_a_sweep_run_as_two_jobs(server: LiveServer, finished_job: str, tmp_path: Path) -> None:
+    """The finished job's spec again with another params_b: the digests planned for each agree, so the SDK and
+    the CLI get one page with a sweep figure; the effects of each job are in its metrics."""
+    spec = tiny_spec(conditions=["Q", "Q+IF"], benchmarks={"winogender": {"limit": 3}})
+    spec["models"][0]["labels"] = {"params_b": 0.36}
+    with Client(server.url, api_key=KEY_A) as client:
+        second = client.wait(client.submit(spec).id, timeout=600)
+        assert second.state == JobState.COMPLETED, second.error
+        effects = client.results(finished_job, table="metrics").filter(pl.col("metric") == "delta_pearson_r")
+        page = client.report([finished_job, second.id], tmp_path / "sweep.html").read_text()
+    assert effects.select("condition", "baseline", "n").rows() == [("Q+IF", "Q", 3)]
+    assert '<figure class="sweep headlines" data-benchmark="winogender" data-x="params_b">' in page
+    assert '<figure class="sweep effects" data-benchmark="winogender" data-x="params_b">' in page
+    assert "Not combined" not in page
+    out = tmp_path / "cli-sweep.html"
+    saved = _cli("report", "--job", finished_job, "--job", second.id, "--out", str(out), "--json", url=server.url)
+    assert json.loads(saved.stdout) == {"path": str(out)}
+    assert out.read_text() == page  # rendered again, byte for byte
+    theirs = _cli("report", "--job", finished_job, "--job", second.id, url=server.url, key=KEY_B)
+    assert theirs.returncode == 1
+    assert f"no job {finished_job!r}" in theirs.stderr  # another key's job does not exist for this one
+
+
 def _quickstart_reduced(tmp_path: Path) -> Path:
     spec = yaml.safe_load((REPO_ROOT / "examples" / "quickstart.yaml").read_text())
     spec["benchmarks"] = {

@@ -22,7 +22,9 @@ Use it in a pool (``engine_factory=fake_engine_factory``) or in a live server
 - ``hang_on``: substrings; a batch holding such a prompt sleeps for an hour (a hung engine);
 - ``die_on``: substrings; the engine process exits at once (a crashing engine);
 - ``cache`` (default true): report ``computed_tokens`` as a prefix cache would (tokens past the longest
-  prefix shared with the last 256 prompts this engine saw).
+  prefix shared with the last 256 prompts this engine saw);
+- ``real_engine``: :func:`fake_engine_factory` builds the model's real engine instead (a live server on this
+  factory can still run one job on the real model, e.g. the console's sweep figure in a browser).
 
 The module registers itself with Ray's cloudpickle *by value*, so actors on any node can build the
 engine without ``tests/`` being importable there.
@@ -47,7 +49,7 @@ from schemas.inference import (
     ScoreRequest,
     ScoreResult,
 )
-from workers.engine import Engine, EngineError
+from workers.engine import Engine, EngineError, load_engine
 from workers.rendering import PromptRenderer
 
 
@@ -178,8 +180,11 @@ class FakeEngine(Engine):
             log.write(f"{started:.6f} {time.time():.6f} {kind} {size} {digest}\n")
 
 
-def fake_engine_factory(config: EngineConfig) -> FakeEngine:
-    """The engine factory of pools and live servers in tests (see the module docstring)."""
+def fake_engine_factory(config: EngineConfig) -> Engine:
+    """The engine factory of pools and live servers in tests (see the module docstring); the real engine for a
+    model whose options set ``real_engine``."""
+    if config.options.get("real_engine"):
+        return load_engine(config)
     return FakeEngine(config)
 
 

@@ -39,6 +39,7 @@ def _unbiased_bbq(seed: int, templates: int = 150, rows_per_template: int = 4) -
             "model_labels": "{}",
             "benchmark": "bbq",
             "condition": "Q",
+            "item_id": [f"Age/{i}" for i in range(n)],
             "category": "Age",
             "cluster": [f"Age/{i // rows_per_template}" for i in range(n)],
             "chosen": labels[probs.argmax(axis=1)],
