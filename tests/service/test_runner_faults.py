@@ -178,6 +178,17 @@ def test_a_request_that_hangs_hits_its_deadline_then_becomes_an_error_row(
 def test_an_actor_killed_at_a_random_moment_changes_no_row(server: dict[str, LiveServer], reference: pa.Table) -> None:
     job_id = submit(server, spec())
     wait_until(lambda: committed(server, job_id) > 0, timeout=120, what="a first shard")
+
+    def rates() -> dict[str, Any] | None:
+        model = view(server, job_id)["models"][0]
+        return model if model["rows_per_second"] else None
+
+    running = wait_until(rates, timeout=60, what="the running model's rates in the job view")
+    assert running["phase"] in ("reason", "score")
+    assert running["tokens_per_second"] > 0
+    assert 0 < running["computed_tokens_per_second"] <= running["tokens_per_second"]
+    assert running["actors"] == 1
+    assert running["eta_seconds"] is not None
     time.sleep(random.Random(os.getpid()).uniform(0, 1.0))
     assert kill_descendants(server["server"].process.pid, "ray::EngineHost", limit=1)
     done = wait_end(server, job_id)
@@ -239,6 +250,15 @@ def test_a_broken_condition_is_a_failed_cell_in_the_view_the_cli_and_the_report(
     assert status.returncode == 0, status.stderr
     assert "failed cells" in status.stdout
     assert "Broken" in status.stdout
+
+
+def test_a_job_whose_every_cell_fails_ends_failed_with_the_cause(server: dict[str, LiveServer]) -> None:
+    job_id = submit(server, spec(error_on=["<|im_start|>"]))  # every prompt of the chat template
+    done = wait_end(server, job_id)
+    assert done["state"] == "failed"
+    assert done["error"].startswith("no cell could be scored: all 10 cells")
+    assert len(done["failed_cells"]) == 10
+    assert done["request_counts"]["errors"] == 26  # 6 reasoning requests, 20 rows (6 of them never sent)
 
 
 def test_losing_ray_pauses_the_job_and_it_resumes_with_identical_rows(
