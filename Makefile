@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # OpenMP's busy-waiting makes torch on a shared CPU many times slower (see workers/pool.py).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help setup demo test lint typecheck unit browser check-deploy bench schema docs clean
+.PHONY: help setup demo test lint typecheck unit browser postgres check-deploy bench schema docs clean
 
 help:
 	@echo "make demo   set up, then run the quickstart job on the embedded model"
@@ -43,7 +43,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy schemas evals workers service moralscope
 
-unit: setup browser
+unit: setup browser postgres
 	$(VENV)/bin/pytest -q --ignore=tests/deploy
 
 # The web console's tests drive a real headless browser: Debian's chromium and chromium-driver (Selenium is
@@ -52,6 +52,16 @@ browser:
 	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	  else echo "chromium/chromedriver not found: install Debian's chromium and chromium-driver (sudo apt-get install chromium chromium-driver)" >&2; exit 1; fi; }
+
+# The job store tests start throw-away PostgreSQL servers (initdb + pg_ctl in a temporary folder:
+# tests/support/postgres.py) from Debian's postgresql package, installed here when missing, without
+# creating or starting the package's own cluster (no system service).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold postgresql; \
+	  else echo "PostgreSQL not found: install Debian's postgresql package (sudo apt-get install postgresql)" >&2; exit 1; fi; }
 
 test: lint typecheck check-deploy unit
 

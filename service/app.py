@@ -20,11 +20,10 @@ from service.api.body_limit import BodySizeLimit
 from service.api.errors import install_error_handlers
 from service.auth import KeyRing
 from service.console import install_console
-from service.db import Database
 from service.runner.scheduler import Runner
 from service.sessions import SessionSigner
 from service.settings import Settings, get_settings
-from service.store import JobStore
+from service.store import open_store
 from service.telemetry import make_registry
 
 DESCRIPTION = """\
@@ -57,8 +56,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
             "MORALSCOPE_SESSION_SECRET is not set: web console logins last only as long as this process and "
             "are not shared with other replicas; set it (from a Secret) to keep them across restarts and replicas"
         )
-    db = Database(settings.store_path)
-    store = JobStore(db)
+    store = open_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +69,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
         finally:
             if runner is not None:
                 runner.stop()
-            db.close()
+            store.db.close()
 
     app = FastAPI(title="moralscope", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

@@ -17,11 +17,10 @@ from schemas.jobs import JobView
 from schemas.spec import JobSpec
 from service.admission import admit_job
 from service.auth import LOCAL_OWNER
-from service.db import Database
 from service.results import normalize_results_root
 from service.runner.scheduler import Runner
 from service.settings import Settings
-from service.store import JobRecord, JobStore, spec_digest
+from service.store import JobRecord, JobStore, open_store, spec_digest
 from service.views import job_view
 
 
@@ -46,7 +45,7 @@ def open_local_run(spec: JobSpec, *, settings: Settings, out: str | None = None)
     """
     settings = settings.model_copy(update={"unrestricted_paths": True})
     spec = admit_job(spec, settings=settings, owner=LOCAL_OWNER)
-    store = JobStore(Database(settings.store_path))
+    store = open_store(settings)
     location = normalize_results_root(out) if out else None
     key = "run:" + hashlib.sha256(f"{spec_digest(spec)}|{location or ''}".encode()).hexdigest()[:32]
     previous = store.find_by_idempotency_key(owner=LOCAL_OWNER, idempotency_key=key)
@@ -81,8 +80,13 @@ def execute_local_run(run: LocalRun, *, on_progress: Callable[[], None] | None =
     finally:
         run.runner.stop(timeout=0)
     if not outcome.get("claimed", False):
+        job = run.store.get_job(run.job.id)
+        if job.state.is_terminal:
+            return run.view()
         raise UnavailableError(
-            f"job {run.job.id} is being run by another process (a server or another `moralscope run`); "
-            "follow it with `moralscope status` instead"
+            f"job {run.job.id} is being run by another process (a server or another `moralscope run`): follow "
+            "it with `moralscope status`. If that process was killed, the job can be resumed once its lease "
+            f"expires (at most MORALSCOPE_LEASE_TTL_SECONDS={run.runner.lease_ttl:g} s after it died): run "
+            "the same command again then"
         )
     return run.view()

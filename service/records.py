@@ -31,7 +31,11 @@ class JobRecord:
     lease_expires: float | None
     provenance: dict[str, Any] | None
     crash_resumes: int
-    """Times the job was taken over from a runner that died holding it."""
+    """Times the job was taken over from a runner that died holding it (or lost its lease)."""
+    lease_epoch: int = 0
+    """How often the job was claimed; a write carrying an older epoch is refused (fencing)."""
+    crash_streak: int = 0
+    """Runner deaths since the job last committed a shard (a crash loop stops the job)."""
     failed_cells: list[dict[str, Any]] | None = None
     """Cells set aside at finalizing for their error rows (schemas.jobs.FailedCell fields)."""
 

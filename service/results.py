@@ -8,9 +8,12 @@ Layout of ``<results_uri>/<job id>/``::
     report.html          the metrics for people: figures and tables (service.report)
     parts/               while the job runs: one Parquet part per finished shard (removed at the end)
 
-Every file is written under a temporary name and then renamed, so a reader (or a restarted job)
-sees either the whole file or none of it. On object stores the rename is a copy; the part is only
-recorded in the job store after it, so the guarantee that matters (a recorded part is complete) holds.
+A reader (or a restarted job) sees either the whole file or none of it: on object stores (S3, GCS)
+a file is written straight to its key, which appears only once the upload completes (a writer killed
+mid-way leaves nothing); elsewhere it is written under a temporary name and renamed. A part is
+recorded in the job store only after it is written, and results are served only once the job has
+completed, so a file is never read half-written. Which filesystem serves a location (and how S3 is
+configured from the AWS variables) is :mod:`service.filesystems`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas.errors import InvalidInputError, UnavailableError
+from schemas.errors import UnavailableError
+from service.filesystems import filesystem_for, writes_atomically
 
 PARQUET_COMPRESSION = "zstd"
 PARQUET_OPTIONS = {"compression": PARQUET_COMPRESSION, "use_compliant_nested_type": False}
@@ -40,29 +44,16 @@ def normalize_results_root(uri: str) -> str:
     return str(Path(uri).expanduser().resolve())
 
 
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in location:
-        return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
-    try:
-        filesystem, path = pafs.FileSystem.from_uri(location)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise InvalidInputError(
-            f"cannot open results location {location!r}: {exc}; set MORALSCOPE_RESULTS_URI to a local folder "
-            "or a pyarrow filesystem URI (s3://bucket/prefix, gs://bucket/prefix, hdfs://...)",
-            field="results_uri",
-        ) from exc
-    return filesystem, path.rstrip("/")
-
-
 class JobFiles:
     """Reads and writes the files of one job; paths are relative to the job's location."""
 
     def __init__(self, location: str, *, filesystem: pafs.FileSystem | None = None) -> None:
         self.location = location.rstrip("/")
         if filesystem is None:
-            self.fs, self.root = _filesystem(self.location)
+            self.fs, self.root = filesystem_for(self.location)
         else:
             self.fs, self.root = filesystem, self.location
+        self._direct = writes_atomically(self.fs)
 
     def path(self, relative: str) -> str:
         """The filesystem path of a file of the job."""
@@ -82,15 +73,19 @@ class JobFiles:
         return int(self.fs.get_file_info(self.path(relative)).size)
 
     def _temporary(self, relative: str) -> str:
+        """Where to write ``relative``: its final path on an object store, else a temporary sibling."""
         final = self.path(relative)
+        if self._direct:
+            return final
         self.fs.create_dir(posixpath.dirname(final), recursive=True)
         return f"{final}.tmp-{secrets.token_hex(4)}"
 
     def _commit(self, temporary: str, relative: str) -> None:
-        self.fs.move(temporary, self.path(relative))
+        if temporary != self.path(relative):
+            self.fs.move(temporary, self.path(relative))
 
     def write_parquet(self, relative: str, table: pa.Table) -> None:
-        """Write a Parquet file atomically (temporary name, then rename)."""
+        """Write a Parquet file atomically."""
         temporary = self._temporary(relative)
         pq.write_table(table, temporary, filesystem=self.fs, **PARQUET_OPTIONS)
         self._commit(temporary, relative)

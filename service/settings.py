@@ -12,6 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,7 +36,32 @@ class Settings(BaseSettings):
         description="Where job results go: a local folder or any pyarrow filesystem URI (s3://bucket/prefix, gs://...).",
     )
     store_path: Path = Field(
-        default_factory=lambda: default_state_dir() / "jobs.sqlite3", description="The SQLite job store."
+        default_factory=lambda: default_state_dir() / "jobs.sqlite3",
+        description="The SQLite job store (used when store_url is not set).",
+    )
+    store_url: str | None = Field(
+        None,
+        description=(
+            "The job store as a URL: sqlite:///absolute/path (one machine) or "
+            "postgresql://user:password@host:5432/dbname (any number of API replicas). Default: store_path."
+        ),
+    )
+    lease_ttl_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description=(
+            "A running job's lease: renewed every quarter of it; a job whose runner died is taken over "
+            "by another runner (or the restarted one) once it has expired."
+        ),
+    )
+    crash_loop_limit: int = Field(
+        3,
+        ge=1,
+        description=(
+            "A job is stopped as a crash loop after this many service deaths in a row with no shard "
+            "committed in between; a job that keeps committing survives any number of restarts."
+        ),
     )
 
     # compute
@@ -128,6 +154,14 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Python logging level.")
 
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            scheme = value.split("://", 1)[0] if "://" in value else value[:20]
+            raise ValueError(f"store_url must be sqlite:///path or postgresql://..., got {scheme!r}")
+        return value or None
+
     @field_validator("api_keys", "allowed_local_roots", "allowed_uri_prefixes", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -161,6 +195,11 @@ class Settings(BaseSettings):
         if not callable(factory):
             raise ValueError(f"MORALSCOPE_ENGINE_FACTORY={self.engine_factory!r} is not callable")
         return factory
+
+    @property
+    def effective_store_url(self) -> str:
+        """``store_url``, else the SQLite file ``store_path``."""
+        return self.store_url or f"sqlite://{quote(str(self.store_path.expanduser().resolve()))}"
 
     @property
     def effective_ray_address(self) -> str | None:

@@ -147,4 +147,4 @@ def readiness(
 
 def _store_check(store: JobStore) -> str:
     store.db.check_writable()
-    return f"writable ({store.db.path})"
+    return f"writable ({store.db.location})"

@@ -4,8 +4,9 @@ Two sources: the shards (durable: a request counts as *committed* once the shard
 and recorded; tokens requested and computed, error rows) and each running model's live progress
 (:mod:`service.runner.progress`: requests whose results are in, including those of shards not written
 yet, rates and an ETA measured in the current run). Live progress counts only while the job runs and
-only if it was written in the current run (after ``run_started_at``), so a resumed job neither shows
-its previous life's rates nor counts uncommitted work that was lost. Without live progress (a job
+only if it was written under the job's current claim (its lease epoch; a model clears it when it
+starts), so a resumed job neither shows its previous life's rates nor counts uncommitted work that was
+lost. Without live progress (a job
 resumed by an older runner, or before its first batch) throughput and ETA fall back to the shards
 finished in the current run.
 """
@@ -56,11 +57,9 @@ def _hit_rate(requested: int, computed: int) -> float | None:
 
 
 def _live(job: JobRecord, model: ModelRecord) -> dict[str, Any] | None:
-    """The model's live progress if it belongs to the current run of a running job."""
+    """The model's live progress if it belongs to the current claim of a running job (its lease epoch)."""
     progress = model.progress
-    if job.state.is_terminal or not progress or job.run_started_at is None:
-        return None
-    if progress.get("started_at", 0) < job.run_started_at:
+    if job.state.is_terminal or not progress or progress.get("epoch") != job.lease_epoch:
         return None
     return progress
 
@@ -132,15 +131,23 @@ def _throughput(
     return rate, eta
 
 
-def job_view(store: JobStore, job: JobRecord, *, include_spec: bool = True) -> JobView:
-    """The API's view of one job."""
+def job_view(
+    store: JobStore,
+    job: JobRecord,
+    *,
+    include_spec: bool = True,
+    shards: list[ShardRecord] | None = None,
+    models: list[ModelRecord] | None = None,
+) -> JobView:
+    """The API's view of one job (its ``shards`` and ``models`` are read from the store unless given)."""
     now = time.time()
-    shards = store.shards(job.id)
-    models = [_model_view(job, m, [s for s in shards if s.key.model == m.position], now) for m in store.models(job.id)]
+    shards = store.shards(job.id) if shards is None else shards
+    records = store.models(job.id) if models is None else models
+    progress = [_model_view(job, m, [s for s in shards if s.key.model == m.position], now) for m in records]
     done = [s for s in shards if s.state == "done"]
     requested, computed = sum(s.tokens for s in done), sum(s.computed_tokens for s in done)
     committed = sum(s.requests for s in done)
-    tokens_per_second, eta = _throughput(job, shards, models, now)
+    tokens_per_second, eta = _throughput(job, shards, progress, now)
     return JobView(
         id=job.id,
         name=job.spec.name,
@@ -148,11 +155,11 @@ def job_view(store: JobStore, job: JobRecord, *, include_spec: bool = True) -> J
         created_at=datetime.fromtimestamp(job.created_at, tz=UTC),
         started_at=_when(job.started_at),
         finished_at=_when(job.finished_at),
-        models=models,
+        models=progress,
         request_counts=RequestCounts(
             # before validation has cut the job into shards, the total is estimated from the spec
             total=sum(s.requests for s in shards) if shards else planned_requests(job.spec),
-            completed=max(committed, sum(m.requests_done for m in models)),
+            completed=max(committed, sum(m.requests_done for m in progress)),
             committed=committed,
             failed=sum(s.requests for s in shards if s.state == "failed"),
             errors=sum(s.errors for s in done),
@@ -170,4 +177,8 @@ def job_view(store: JobStore, job: JobRecord, *, include_spec: bool = True) -> J
 
 
 def job_list(store: JobStore, jobs: list[JobRecord], count: int) -> JobList:
-    return JobList(data=[job_view(store, job) for job in jobs], count=count)
+    """A page of job views (their shards and models read in one query each, whatever the page size)."""
+    ids = [job.id for job in jobs]
+    shards, models = store.shards_of(ids), store.models_of(ids)
+    views = [job_view(store, job, shards=shards.get(job.id, []), models=models.get(job.id, [])) for job in jobs]
+    return JobList(data=views, count=count)

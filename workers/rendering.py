@@ -10,10 +10,22 @@ text to the engines; the engines use the same renderer for tokenisation.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from schemas.dialogue import HUMAN_ASSISTANT_TURN_MARKER, Dialogue, render_human_assistant
 from schemas.inference import PromptFormat, ResolvedPromptFormat
+
+_TRANSFORMERS_IMPORT = threading.Lock()
+"""transformers' lazy first import is not thread-safe: jobs validated side by side (several job
+threads) would see ``cannot import name 'AutoTokenizer'``."""
+
+
+def preload_tokenizers() -> None:
+    """Import transformers' tokenizer machinery now (seconds), e.g. while a server starts, so that the
+    first job a replica claims (a takeover) does not wait for it."""
+    with _TRANSFORMERS_IMPORT:
+        from transformers import AutoTokenizer  # noqa: F401
 
 
 class PromptRenderer:
@@ -39,7 +51,8 @@ class PromptRenderer:
     @classmethod
     def from_pretrained(cls, model_path: str, prompt_format: PromptFormat = "auto") -> PromptRenderer:
         """Load the tokenizer of a resolved model folder."""
-        from transformers import AutoTokenizer
+        with _TRANSFORMERS_IMPORT:
+            from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(model_path), prompt_format)
 

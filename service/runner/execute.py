@@ -44,12 +44,9 @@ from service.runner.context import JobCancelled, JobInterrupted, ModelToRun, Run
 from service.runner.plan import SCORE, JobPlan, build_plan
 from service.runner.sweep import run_models
 from service.settings import Settings
-from service.store import JobRecord, JobStore
+from service.store import JobRecord, JobStore, LeaseLost
 
 logger = logging.getLogger("moralscope.runner")
-
-MAX_CRASH_RESUMES = 3
-"""A job taken over from dead runners more often than this fails instead of being resumed again."""
 
 
 class JobExecution:
@@ -89,11 +86,12 @@ class JobExecution:
         """Execute the job to a terminal state (or raise JobInterrupted on shutdown)."""
         self._on_progress = on_progress
         try:
-            if self.job.crash_resumes > MAX_CRASH_RESUMES:
+            if self.job.crash_streak >= self.settings.crash_loop_limit:  # see service.store.claims
                 raise EngineFailure(
-                    f"the service died {self.job.crash_resumes} times while running this job (last in state "
-                    f"{self.job.state.value}); it is stopped so that it cannot take the service down again. "
-                    "Check the server's log and memory, then resubmit (a smaller shard_size or fewer items help)"
+                    f"the service died {self.job.crash_streak} times in a row while running this job, with no "
+                    f"shard finished in between (last in state {self.job.state.value}); it is stopped as a crash "
+                    "loop so that it cannot take the service down again. Check the server's log and memory, then "
+                    "resubmit (a smaller shard_size or fewer items help; MORALSCOPE_CRASH_LOOP_LIMIT sets the limit)"
                 )
             self._check_stop()
             plan, models = self._validate()
@@ -118,7 +116,7 @@ class JobExecution:
             self.files.remove_tree("parts")
         except JobCancelled:
             self._finish_cancelled()
-        except JobInterrupted:
+        except (JobInterrupted, LeaseLost):  # not the job's end: it resumes (or already runs) elsewhere
             raise
         except MoralscopeError as exc:
             self._fail(exc.message)

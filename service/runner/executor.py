@@ -13,16 +13,20 @@ leases) never talks to Ray: it hands claimed jobs to an **executor** process
   started once Ray can be reached again (a local Ray is simply started anew), which resumes them from
   their last committed shard;
 - when it exits for any other reason (a crash, the OOM killer), it is restarted with backoff and its jobs
-  resume; a job during which the executor died ``MAX_EXECUTOR_CRASHES`` times in a row without a shard
-  being committed in between is failed, so that it cannot keep killing it;
-- :meth:`Executor.stop` (the server's shutdown) interrupts the jobs, which stay resumable.
+  resume; the death counts in each job's crash streak like a death of the service
+  (:meth:`service.store.JobStore.count_crash`), so a job that keeps killing its executor without
+  committing a shard is stopped as a crash loop (``MORALSCOPE_CRASH_LOOP_LIMIT``);
+- :meth:`Executor.abandon` stops a job another runner has taken over; :meth:`Executor.stop` (the server's
+  shutdown) interrupts the jobs, which stay resumable.
 
-Messages on the pipe: to the executor ``("run", job_id)`` and ``("stop",)``; from it ``("ready", address)``,
-``("ended", job_id, outcome)``, ``("ray-lost", reason)`` and ``("stopped",)``.
+Messages on the pipe: to the executor ``("run", job_id, lease_epoch)``, ``("stop-job", job_id)`` and
+``("stop",)``; from it ``("ready", address)``, ``("ended", job_id, outcome)``, ``("ray-lost", reason)`` and
+``("stopped",)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -33,23 +37,20 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from schemas.jobs import JobState
 from service.runner.executor_child import EXIT_RAY_LOST, executor_main
 from service.settings import Settings
-from service.store import JobStore
+from service.store import JobStore, LeaseLost
 
 logger = logging.getLogger("moralscope.runner")
 
-MAX_EXECUTOR_CRASHES = 3
-"""Executor deaths in a row, with no shard of the job committed in between, after which a job is failed."""
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 @dataclass
 class _Job:
     job_id: str
-    crashes: int = 0
-    committed_at_start: int = 0
+    epoch: int
+    """The lease epoch of this runner's claim: the executor's writes are fenced with it."""
     sent: bool = False
 
 
@@ -88,13 +89,22 @@ class Executor:
         self._thread: threading.Thread | None = None
 
     # -- the server's side -------------------------------------------------------------------------
-    def submit(self, job_id: str) -> None:
-        """Run a claimed job (its lease is the caller's to keep and release)."""
+    def submit(self, job_id: str, epoch: int) -> None:
+        """Run a job claimed with lease ``epoch`` (its lease is the caller's to keep and release)."""
         with self._lock:
-            self._state.jobs[job_id] = _Job(job_id, committed_at_start=self._committed(job_id))
+            self._state.jobs[job_id] = _Job(job_id, epoch)
         if self._thread is None:
             self._thread = threading.Thread(target=self._supervise, name="moralscope-executor", daemon=True)
             self._thread.start()
+
+    def abandon(self, job_id: str) -> None:
+        """Stop working on a job that another runner has taken over (its ``ended`` follows)."""
+        with self._lock:
+            conn = self._state.conn if self._state.ready else None
+            known = job_id in self._state.jobs
+        if conn is not None and known:
+            with contextlib.suppress(OSError):
+                conn.send(("stop-job", job_id))
 
     @property
     def alive(self) -> bool:
@@ -160,7 +170,7 @@ class Executor:
             unsent = [job for job in state.jobs.values() if not job.sent] if state.ready else []
         for job in unsent:
             job.sent = True
-            conn.send(("run", job.job_id))
+            conn.send(("run", job.job_id, job.epoch))
 
     def _ray_may_be_back(self) -> bool:
         """A cluster must answer before a new executor starts; a local Ray is started anew by it."""
@@ -186,7 +196,6 @@ class Executor:
             self._state.process, self._state.conn, self._state.ready = process, parent, False
             for job in self._state.jobs.values():
                 job.sent = False
-                job.committed_at_start = self._committed(job.job_id)
         logger.info("started the job executor (pid %s)", process.pid)
 
     def _receive(self, message: tuple[Any, ...]) -> None:
@@ -200,12 +209,9 @@ class Executor:
             for job_id in jobs if resumed else []:
                 self.store.add_event(job_id, "log", f"resumed: Ray is reachable again ({message[1]})")
         elif kind == "ended":
-            job_id, outcome = message[1], message[2]
             with self._lock:
-                state.jobs.pop(job_id, None)
-            if outcome.startswith("crashed"):
-                self._fail(job_id, f"internal error in the runner: {outcome.removeprefix('crashed: ')}")
-            self.on_ended(job_id)
+                state.jobs.pop(message[1], None)
+            self.on_ended(message[1])
         elif kind == "ray-lost":
             with self._lock:
                 state.lost, state.ready = str(message[1]), False
@@ -221,29 +227,16 @@ class Executor:
             jobs = list(state.jobs.values())
         logger.warning("%s; its jobs are paused and resume in a new executor", reason)
         for job in jobs:
-            if not ray_lost:
-                job.crashes = 0 if self._committed(job.job_id) > job.committed_at_start else job.crashes + 1
-                if job.crashes >= MAX_EXECUTOR_CRASHES:
-                    with self._lock:
-                        state.jobs.pop(job.job_id, None)
-                    self._fail(
-                        job.job_id,
-                        f"the job executor process died {job.crashes} times in a row while running this job, without "
-                        "finishing a shard in between; it is stopped so that it cannot keep killing it. Check the "
-                        "server's log and memory, then resubmit (a smaller shard_size or fewer items help)",
-                    )
-                    self.on_ended(job.job_id)
-                    continue
-            self.store.add_event(job.job_id, "log", f"paused: {reason}; it resumes once Ray is back")
-
-    def _fail(self, job_id: str, message: str) -> None:
-        self.store.set_state(job_id, JobState.FAILED, error=message, message=f"failed: {message}")
-        for model in self.store.models(job_id):
-            if model.phase not in ("done", "failed"):
-                self.store.set_model_phase(job_id, model.position, "failed")
-
-    def _committed(self, job_id: str) -> int:
-        return sum(1 for s in self.store.shards(job_id) if s.state == "done")
+            message = f"paused: {reason}; it resumes " + ("once Ray is back" if ray_lost else "in a new executor")
+            try:
+                if ray_lost:
+                    self.store.add_event(job.job_id, "log", message)
+                else:  # like a death of the service: a job that keeps killing its executor is a crash loop
+                    self.store.fenced(job.job_id, job.epoch).count_crash(job.job_id, message)
+            except LeaseLost:
+                with self._lock:
+                    state.jobs.pop(job.job_id, None)
+                self.on_ended(job.job_id)
 
     def _shutdown(self) -> None:
         state = self._state

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -95,6 +96,16 @@ def _watch_ray(address: str, local: bool, channel: _Channel, stopping: threading
             os._exit(EXIT_RAY_LOST)
 
 
+def _preload() -> None:
+    """Warm up what validating a job imports, so that a job resumed in a fresh executor starts sooner."""
+    try:
+        from workers.rendering import preload_tokenizers
+
+        preload_tokenizers()
+    except Exception:  # only an optimisation: the job imports it again and reports a real failure
+        logger.debug("executor: preloading transformers failed", exc_info=True)
+
+
 def executor_main(settings: Settings, conn: Connection, parent_pid: int) -> None:
     """Entry point of the executor process (multiprocessing, spawn)."""
     _die_with_parent(parent_pid)
@@ -103,11 +114,11 @@ def executor_main(settings: Settings, conn: Connection, parent_pid: int) -> None
     logging.getLogger("moralscope").setLevel(settings.log_level.upper())
     channel = _Channel(conn)
     from schemas.errors import UnavailableError
-    from service.db import Database
-    from service.runner.context import JobInterrupted
-    from service.runner.execute import JobExecution
-    from service.store import JobStore
+    from service.runner.scheduler import run_fenced
+    from service.store import open_store
     from workers.cluster import ensure_ray
+
+    threading.Thread(target=_preload, name="preload", daemon=True).start()
 
     try:
         ensure_ray(settings.effective_ray_address, num_cpus=settings.ray_num_cpus)
@@ -122,20 +133,19 @@ def executor_main(settings: Settings, conn: Connection, parent_pid: int) -> None
     watchdog = threading.Thread(target=_watch_ray, args=(address, local, channel, stopping), name="ray-watchdog")
     watchdog.daemon = True
     watchdog.start()
-    store = JobStore(Database(settings.store_path))
-    jobs: dict[str, threading.Thread] = {}
+    store = open_store(settings)
+    jobs: dict[str, tuple[threading.Thread, threading.Event]] = {}
 
-    def run(job_id: str) -> None:
+    def run(job_id: str, epoch: int, stop: threading.Event) -> None:
         outcome = "ended"
         try:
             job = store.get_job(job_id)
             if not job.state.is_terminal:  # it may have ended just before a previous executor died
-                JobExecution(store, settings, job, should_stop=stopping.is_set).run()
-        except JobInterrupted:
-            outcome = "interrupted"
-        except Exception as exc:  # JobExecution records job failures itself; this is a bug
+                # the server's claim: a takeover since then makes every write of this job fail (fencing)
+                claimed = dataclasses.replace(job, lease_epoch=epoch)
+                outcome = run_fenced(store, settings, claimed, should_stop=lambda: stopping.is_set() or stop.is_set())
+        except Exception:  # run_fenced records job failures itself; this is a bug
             logger.exception("executor: job %s crashed", job_id)
-            outcome = f"crashed: {type(exc).__name__}: {exc}"
         channel.send("ended", job_id, outcome)
 
     channel.send("ready", address)
@@ -145,12 +155,15 @@ def executor_main(settings: Settings, conn: Connection, parent_pid: int) -> None
         except (EOFError, OSError):  # the server is gone
             os._exit(1)
         if message[0] == "run":
-            job_id = message[1]
-            jobs[job_id] = threading.Thread(target=run, args=(job_id,), name=f"job-{job_id}", daemon=True)
-            jobs[job_id].start()
+            job_id, epoch, stop = message[1], message[2], threading.Event()
+            thread = threading.Thread(target=run, args=(job_id, epoch, stop), name=f"job-{job_id}", daemon=True)
+            jobs[job_id] = (thread, stop)
+            thread.start()
+        elif message[0] == "stop-job" and message[1] in jobs:
+            jobs[message[1]][1].set()
         elif message[0] == "stop":
             stopping.set()
-            for thread in jobs.values():
+            for thread, _ in jobs.values():
                 thread.join()
             channel.send("stopped")
             store.db.close()

@@ -86,8 +86,11 @@ class ModelRun:
             exc.message = f"{key}: {exc.message}"
             raise
         finally:
-            if tracker is not None:
-                tracker.update(force=True)
+            try:
+                if tracker is not None:
+                    tracker.update(force=True)
+            except Exception:  # e.g. the lease was lost: the run is ending anyway, the pool must close
+                logger.debug("the last progress of %s was not written", key, exc_info=True)
             try:
                 pool.close()
             except Exception:  # a failed close must not hide why the run ended

@@ -62,7 +62,9 @@ class ProgressTracker:
                 eta = None
             else:
                 eta += left * per_request / max(1, self.pool.num_actors)
+        fence = getattr(self.ctx.store, "fence", None)
         return {
+            "epoch": fence.epoch if fence is not None else None,
             "updated_at": now,
             "started_at": self.started_at,
             "requests_total": self.work.requests_total,

@@ -23,13 +23,18 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
-OVERLAYS = ("gpu", "cpu")
+OVERLAYS = ("gpu", "cpu", "gpu-postgres")
+"""Every overlay; its image flavour (``-gpu``/``-cpu`` tag) is the name's first word."""
 RAYJOB_EXAMPLE = K8S_DIR / "examples" / "rayjob.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 NAMESPACE = "moralscope"
 APP_UID = 10001
-# kubectl 1.20's kustomize (Debian's kubernetes-client, used by CI) needs `bases:`; kustomize v5 warns.
-TOLERATED_KUSTOMIZE_WARNINGS = (re.compile(r"^# Warning: 'bases' is deprecated\."),)
+# kubectl 1.20's kustomize (Debian's kubernetes-client, used by CI) needs `bases:` and
+# `patchesStrategicMerge:`; kustomize v5 warns about both.
+TOLERATED_KUSTOMIZE_WARNINGS = (
+    re.compile(r"^# Warning: 'bases' is deprecated\."),
+    re.compile(r"^# Warning: 'patchesStrategicMerge' is deprecated\."),
+)
 
 Doc = dict[str, Any]
 
@@ -92,7 +97,7 @@ class PodTemplate:
 
     where: str
     template: Doc
-    role: str  # api | ray-head | ray-worker | submitter
+    role: str  # api | ray-head | ray-worker | submitter | postgres
 
     @property
     def spec(self) -> Doc:
@@ -102,11 +107,17 @@ class PodTemplate:
     def labels(self) -> dict[str, str]:
         return dict(self.template.get("metadata", {}).get("labels", {}))
 
+    claim_templates: tuple[Doc, ...] = ()
+    """A StatefulSet's volumeClaimTemplates (volumes its pods mount besides ``spec.volumes``)."""
+
 
 def pod_templates(doc: Doc) -> Iterator[PodTemplate]:
     kind, name = doc["kind"], doc["metadata"]["name"]
     if kind == "Deployment":
         yield PodTemplate(f"Deployment/{name}", doc["spec"]["template"], "api")
+    elif kind == "StatefulSet":
+        claims = tuple(doc["spec"].get("volumeClaimTemplates", []))
+        yield PodTemplate(f"StatefulSet/{name}", doc["spec"]["template"], "postgres", claims)
     elif kind in ("RayCluster", "RayJob"):
         cluster = doc["spec"] if kind == "RayCluster" else doc["spec"].get("rayClusterSpec", {})
         if "headGroupSpec" in cluster:
@@ -115,6 +126,11 @@ def pod_templates(doc: Doc) -> Iterator[PodTemplate]:
             yield PodTemplate(f"{kind}/{name} group {group['groupName']}", group["template"], "ray-worker")
         if kind == "RayJob" and "submitterPodTemplate" in doc["spec"]:
             yield PodTemplate(f"RayJob/{name} submitter", doc["spec"]["submitterPodTemplate"], "submitter")
+
+
+def flavour(overlay: str) -> str:
+    """``gpu`` or ``cpu``: which image an overlay runs."""
+    return overlay.split("-")[0]
 
 
 def ray_clusters(docs: list[Doc]) -> Iterator[tuple[str, Doc]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from urllib.parse import urlsplit
 
+import pytest
 from deploy_support import (
     NAMESPACE,
     OVERLAYS,
@@ -13,22 +14,38 @@ from deploy_support import (
     Doc,
     Rendering,
     example_docs,
+    flavour,
     pod_templates,
     render,
 )
 
-EXPECTED_KINDS = Counter(
+COMMON_KINDS = Counter(
     {
         "Namespace": 1,
         "ServiceAccount": 1,
         "ConfigMap": 1,
         "Service": 1,
-        "PersistentVolumeClaim": 2,
         "Deployment": 1,
         "RayCluster": 1,
         "NetworkPolicy": 1,
     }
 )
+EXPECTED_KINDS = {
+    # the state volume (SQLite store, results) and the model cache
+    "cpu": COMMON_KINDS + Counter({"PersistentVolumeClaim": 2}),
+    # the model cache; the store is an external PostgreSQL, results an object store
+    "gpu": COMMON_KINDS + Counter({"PersistentVolumeClaim": 1, "PodDisruptionBudget": 1}),
+    # the gpu overlay plus PostgreSQL: StatefulSet, Service, NetworkPolicy (its volume is a claim template)
+    "gpu-postgres": COMMON_KINDS
+    + Counter({"PersistentVolumeClaim": 1, "PodDisruptionBudget": 1, "StatefulSet": 1, "Service": 1})
+    + Counter({"NetworkPolicy": 1}),
+}
+# Secrets the operator must create (deploy/README.md); every other secret reference is optional.
+REQUIRED_SECRETS = {
+    "cpu": {"moralscope-api-keys"},
+    "gpu": {"moralscope-api-keys", "moralscope-store"},
+    "gpu-postgres": {"moralscope-api-keys", "moralscope-postgres"},
+}
 
 
 def test_renders_without_unexpected_warnings(rendering: Rendering) -> None:
@@ -40,8 +57,8 @@ def test_renders_without_unexpected_warnings(rendering: Rendering) -> None:
     assert unexpected == []
 
 
-def test_renders_the_whole_install(rendering: Rendering) -> None:
-    assert Counter(d["kind"] for d in rendering.docs) == EXPECTED_KINDS
+def test_renders_the_whole_install(overlay: str, rendering: Rendering) -> None:
+    assert Counter(d["kind"] for d in rendering.docs) == EXPECTED_KINDS[overlay]
     names = [(d["kind"], d["metadata"]["name"]) for d in rendering.docs]
     assert len(set(names)) == len(names), f"duplicate objects: {names}"
 
@@ -53,12 +70,17 @@ def test_everything_lives_in_the_moralscope_namespace(rendering: Rendering) -> N
             assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']}"
 
 
-def _moralscope_images(docs: list[Doc]) -> set[str]:
+def _images(docs: list[Doc], *, moralscope: bool = True) -> set[str]:
     images = set()
     for doc in docs:
         for pod in pod_templates(doc):
-            images |= {c["image"] for c in pod.spec.get("containers", []) + pod.spec.get("initContainers", [])}
+            if (pod.role != "postgres") == moralscope:
+                images |= {c["image"] for c in pod.spec.get("containers", []) + pod.spec.get("initContainers", [])}
     return images
+
+
+def _moralscope_images(docs: list[Doc]) -> set[str]:
+    return _images(docs)
 
 
 def test_one_fully_qualified_image_per_overlay(overlay: str, rendering: Rendering) -> None:
@@ -68,8 +90,13 @@ def test_one_fully_qualified_image_per_overlay(overlay: str, rendering: Renderin
     (image,) = images
     repository, _, tag = image.rpartition(":")
     assert "/" in repository, f"{image} should name a registry (set `images:` in the overlay)"
-    assert tag.endswith(f"-{overlay}"), f"the {overlay} overlay must run the {overlay} image, got {image}"
+    kind = flavour(overlay)
+    assert tag.endswith(f"-{kind}"), f"the {overlay} overlay must run the {kind} image, got {image}"
     assert tag != "latest"
+    for other in _images(rendering.docs, moralscope=False):  # the in-cluster PostgreSQL: pinned too
+        repository, _, tag = other.rpartition(":")
+        assert "/" in repository, other
+        assert tag[:1].isdigit(), f"{other}: pin a version"
 
 
 def test_example_rayjob_uses_one_pinned_gpu_image() -> None:
@@ -99,7 +126,7 @@ def test_api_reaches_the_overlays_ray_head(rendering: Rendering) -> None:
 
 
 def test_service_selects_the_api_pods_on_their_http_port(rendering: Rendering) -> None:
-    service = rendering.one("Service")
+    (service,) = [d for d in rendering.of_kind("Service") if d["metadata"]["name"] == "moralscope-api"]
     deployment = rendering.one("Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -140,23 +167,27 @@ def test_example_rayjob_refers_to_its_own_objects_or_the_gpu_overlays() -> None:
                     assert volume["configMap"]["name"] in configmaps, pod.where
 
 
-def test_secrets_are_optional_except_the_documented_api_keys() -> None:
-    # No Secret is shipped. The API keys Secret is created by the operator (deploy/README.md); every
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_are_optional_except_the_documented_ones(overlay: str) -> None:
+    # No Secret is shipped: the operator creates the required ones (deploy/README.md says how); every
     # other secret reference must be optional so that a missing one does not block a pod.
     readme = (REPO_ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
-    for overlay in OVERLAYS:
-        for doc in render(overlay).docs + example_docs():
-            assert doc["kind"] != "Secret"
-            for pod in pod_templates(doc):
-                for volume in pod.spec.get("volumes", []):
-                    if "secret" in volume:
-                        assert volume["secret"]["secretName"] == "moralscope-api-keys", pod.where
-                for container in pod.spec["containers"]:
-                    for env in container.get("env", []):
-                        ref = env.get("valueFrom", {}).get("secretKeyRef")
-                        if ref is not None:
-                            assert ref.get("optional") is True, f"{pod.where}: {env['name']}"
-    assert "create secret generic moralscope-api-keys" in readme
+    required: set[str] = set()
+    for doc in render(overlay).docs + example_docs():
+        assert doc["kind"] != "Secret"
+        for pod in pod_templates(doc):
+            for volume in pod.spec.get("volumes", []):
+                if "secret" in volume:
+                    assert volume["secret"]["secretName"] == "moralscope-api-keys", pod.where
+                    required.add(volume["secret"]["secretName"])
+            for container in pod.spec["containers"]:
+                for env in container.get("env", []):
+                    ref = env.get("valueFrom", {}).get("secretKeyRef")
+                    if ref is not None and ref.get("optional") is not True:
+                        required.add(ref["name"])
+    assert required == REQUIRED_SECRETS[overlay]
+    for name in required:
+        assert f"create secret generic {name}" in readme, f"deploy/README.md must say how to create {name}"
 
 
 def _selects(selector: Doc, labels: dict[str, str]) -> bool:
@@ -177,7 +208,9 @@ def _selects(selector: Doc, labels: dict[str, str]) -> bool:
 
 
 def test_network_policy_fences_every_ray_pod_and_admits_every_moralscope_pod(rendering: Rendering) -> None:
-    policy = rendering.one("NetworkPolicy")["spec"]
+    (policy,) = [
+        p["spec"] for p in rendering.of_kind("NetworkPolicy") if p["metadata"]["name"] == "moralscope-ray-ingress"
+    ]
     (peers,) = [rule["from"][0]["podSelector"] for rule in policy["ingress"] if "podSelector" in rule["from"][0]]
     for doc in rendering.docs + example_docs():
         for pod in pod_templates(doc):

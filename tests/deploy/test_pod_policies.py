@@ -25,8 +25,10 @@ from schemas.spec import JobSpec
 
 GPU = "nvidia.com/gpu"
 # Written at run time besides the model cache: /tmp (Ray's session directory, torch.compile) and the
-# image user's $HOME (vLLM, Triton and numba kernel caches).
+# image user's $HOME (vLLM, Triton and numba kernel caches). PostgreSQL writes its data volume, its
+# socket folder and /tmp.
 WRITABLE_PATHS = ("/tmp", "/home/moralscope")
+POSTGRES_WRITABLE_PATHS = ("/tmp", "/var/run/postgresql", "/var/lib/postgresql/data")
 
 PODS = [pytest.param(p, id=f"{src}:{p.where}") for src, d in all_shipped_docs() for p in pod_templates(d)]
 
@@ -70,14 +72,15 @@ def test_containers_are_locked_down_and_sized(pod: PodTemplate) -> None:
 @pytest.mark.parametrize("pod", PODS)
 def test_read_only_root_leaves_the_runtime_caches_writable(pod: PodTemplate) -> None:
     volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
+    volumes |= {c["metadata"]["name"]: c for c in pod.claim_templates}
     for container in _containers(pod):
         mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
-        for path in WRITABLE_PATHS:
+        for path in POSTGRES_WRITABLE_PATHS if pod.role == "postgres" else WRITABLE_PATHS:
             assert path in mounts, f"{pod.where}: nothing mounted at {path}"
             assert not mounts[path].get("readOnly"), f"{pod.where}: {path} is mounted read-only"
         for mount in mounts.values():
             assert mount["name"] in volumes, f"{pod.where}: mount of undefined volume {mount['name']}"
-        if pod.role != "submitter":
+        if pod.role not in ("submitter", "postgres"):
             # Ray pods and the API resolve models and datasets into the cache the image points at.
             assert dockerfile().env()["MORALSCOPE_CACHE_DIR"] in mounts, pod.where
 
@@ -136,18 +139,14 @@ def test_cpu_overlay_asks_for_no_gpu_anywhere() -> None:
         assert 1 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
 
 
-def test_api_probes_and_rollout_fit_a_single_sqlite_writer(rendering: Rendering) -> None:
+def test_api_probes(rendering: Rendering) -> None:
     deployment = rendering.one("Deployment")["spec"]
-    assert deployment["replicas"] == 1
-    assert deployment["strategy"]["type"] == "Recreate"
     (container,) = deployment["template"]["spec"]["containers"]
     (port,) = container["ports"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
     exposed = [i.args for i in dockerfile().in_stage("runtime", "EXPOSE")]
     assert exposed == [str(port["containerPort"])] == ["8000"]
-    state = next(d for d in rendering.of_kind("PersistentVolumeClaim") if d["metadata"]["name"] == "moralscope-state")
-    assert state["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
 def _cache_claim(pod: PodTemplate) -> str | None:
@@ -179,7 +178,7 @@ def _driver_and_ray_pods(source: str) -> tuple[PodTemplate, list[PodTemplate], l
         driver = next(p for p in pods if p.role == "ray-head")
     else:
         docs = render(source).docs
-        pods = [p for d in docs for p in pod_templates(d)]
+        pods = [p for d in docs for p in pod_templates(d) if p.role != "postgres"]
         driver = next(p for p in pods if p.role == "api")
     return driver, [p for p in pods if p is not driver], docs
 

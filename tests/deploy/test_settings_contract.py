@@ -37,6 +37,15 @@ THIRD_PARTY_ENV = {
     "PYTHONDONTWRITEBYTECODE": "read-only root filesystem",
     "PYTHONUNBUFFERED": "logs reach kubectl logs at once",
     "PIP_DISABLE_PIP_VERSION_CHECK": "builder stage only",
+    "AWS_REGION": "the results bucket's region (pyarrow's S3 client)",
+    "AWS_ENDPOINT_URL": "an S3-compatible store's endpoint (service.filesystems)",
+    "AWS_ACCESS_KEY_ID": "S3 credentials (optional Secret moralscope-s3)",
+    "AWS_SECRET_ACCESS_KEY": "S3 credentials (optional Secret moralscope-s3)",
+    "PGPASSWORD": "the in-cluster PostgreSQL's password, read by libpq (Secret moralscope-postgres)",
+    "POSTGRES_USER": "the in-cluster PostgreSQL image: its user",
+    "POSTGRES_DB": "the in-cluster PostgreSQL image: its database",
+    "POSTGRES_PASSWORD": "the in-cluster PostgreSQL image: its password (Secret moralscope-postgres)",
+    "PGDATA": "the in-cluster PostgreSQL image: its data folder on the volume",
 }
 PATH_SETTINGS = ("MORALSCOPE_CACHE_DIR", "MORALSCOPE_STORE_PATH", "MORALSCOPE_RESULTS_URI", "HF_HOME")
 
@@ -73,8 +82,12 @@ def test_every_variable_is_a_setting_or_a_known_third_party_one() -> None:
 
 
 def _api_environment(rendering: Rendering) -> dict[str, str]:
+    """What the API container sees: the image's ENV, the settings ConfigMap, then its own env (a value
+    from a Secret stands as ``<secret>``)."""
     environment = dict(dockerfile().env())
     environment |= rendering.one("ConfigMap")["data"]
+    (container,) = rendering.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    environment |= {e["name"]: e.get("value", "<secret>") for e in container.get("env", [])}
     return environment
 
 
@@ -83,7 +96,7 @@ def test_api_settings_parse(rendering: Rendering, monkeypatch: pytest.MonkeyPatc
     for name in list(Settings.model_fields):
         monkeypatch.delenv(PREFIX + name.upper(), raising=False)
     for name, value in environment.items():
-        if name.startswith(PREFIX):
+        if name.startswith(PREFIX) and value != "<secret>":
             monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)
     assert settings.effective_ray_address == environment["MORALSCOPE_RAY_ADDRESS"]
@@ -108,6 +121,8 @@ def test_api_paths_point_into_volumes(rendering: Rendering) -> None:
         value = environment[name]
         if "://" in value:
             continue  # an object store
+        if name == "MORALSCOPE_STORE_PATH" and "MORALSCOPE_STORE_URL" in environment:
+            continue  # the store is the database the URL names
         mount = _mount_of(value, mounts)
         assert mount is not None, f"{name}={value} is on the read-only root filesystem"
         assert not mounts[mount], f"{name}={value} is on a read-only volume"

@@ -1,5 +1,6 @@
-"""Fixtures of the service tests: settings on temporary paths, and the in-process API app; the run's
-summary names the folder of the console's screenshots (tests/service/browser_support.py)."""
+"""Fixtures of the service tests: settings on temporary paths, job stores on both backends (SQLite and a
+real PostgreSQL server started for the session), an S3-compatible server; the run's summary names the
+folder of the console's screenshots (tests/service/browser_support.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 
 import pytest
 
-from service.db import Database
+from service.db import open_database
 from service.settings import Settings, get_settings
 from service.store import JobStore
+from tests.support.postgres import PostgresServer
+from tests.support.s3 import MotoS3Server
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture
@@ -32,11 +37,34 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return build
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session (each test takes a fresh database on it)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    """moto's S3-compatible server on 127.0.0.1 for the whole session."""
+    with MotoS3Server() as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty job store of each backend in turn (MORALSCOPE_STORE_URL)."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path}/store.sqlite3"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.database()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[JobStore]:
-    db = Database(tmp_path / "store.sqlite3")
-    yield JobStore(db)
-    db.close()
+def store(store_url: str) -> Iterator[JobStore]:
+    store = JobStore(open_database(store_url))
+    yield store
+    store.db.close()
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,8 @@
-"""End to end with real parts: `moralscope run`, then `moralscope serve` (uvicorn on loopback) killed with
-SIGKILL in the score phase and started again; local Ray, the embedded model on the hf engine, SQLite,
-Parquet. One uninterrupted run (the CLI's) is the reference the resumed job must reproduce exactly.
+"""End to end with real parts: `moralscope run` (SQLite, local results), then two `moralscope serve`
+replicas (uvicorn on loopback) sharing a real PostgreSQL job store and results on S3 (moto's server),
+the one running the job killed with SIGKILL in the score phase and replaced by the other once its lease
+expires; local Ray, the embedded model on the hf engine, Parquet. One uninterrupted run (the CLI's) is
+the reference the taken-over job must reproduce exactly.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import pytest
 from service_support import REPO_ROOT, LiveServer, tiny_spec, wait_until
 
 from schemas.tables import METRICS_SCHEMA, SAMPLES_SCHEMA
-from service.db import Database
+from service.db import open_database
 from service.store import JobStore
+from tests.support.postgres import PostgresServer
+from tests.support.s3 import MotoS3Server
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +53,22 @@ def _env(state_dir: Path, store: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def replica_env(postgres: PostgresServer, s3_server: MotoS3Server) -> dict[str, str]:
+    """What every API replica shares: the PostgreSQL job store, the results bucket, a short lease."""
+    bucket = s3_server.create_bucket("e2e")
+    return {
+        "MORALSCOPE_STORE_URL": postgres.database("e2e"),
+        "MORALSCOPE_RESULTS_URI": f"{bucket}/results",
+        "MORALSCOPE_DOWNLOAD": "false",
+        "MORALSCOPE_RAY_NUM_CPUS": "2",
+        "MORALSCOPE_LOG_LEVEL": "INFO",
+        # a killed replica's job is taken over once its lease expires
+        "MORALSCOPE_LEASE_TTL_SECONDS": "5",
+        **s3_server.environment(),
+    }
+
+
+@pytest.fixture(scope="module")
 def reference(state_dir: Path) -> dict[str, Any]:
     """`moralscope run` of the tiny spec, uninterrupted: its JSON output and its samples table."""
     spec_file = state_dir / "tiny.yaml"
@@ -68,11 +88,11 @@ def reference(state_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(state_dir: Path) -> Iterator[dict[str, Any]]:
-    """A holder for the current live server (tests replace it when they kill one)."""
-    holder: dict[str, Any] = {}
+    """A holder for the live server later tests use ("server"), and every server started ("all")."""
+    holder: dict[str, Any] = {"all": []}
     yield holder
-    if "server" in holder:
-        holder["server"].kill()
+    for live in holder["all"]:
+        live.kill()
 
 
 def test_local_run_writes_complete_results(reference: dict[str, Any]) -> None:
@@ -113,47 +133,61 @@ def _events(url: str, job_id: str, timeout: float) -> list[dict[str, Any]]:
     return events
 
 
-def test_sigkill_in_the_score_phase_then_restart_resumes_exactly(
-    state_dir: Path, server: dict[str, Any], reference: dict[str, Any]
+def _without_computed_tokens(table: pa.Table) -> pa.Table:
+    return table.drop_columns(["computed_tokens"])  # operational (prefix-cache hits), not a result
+
+
+def test_a_replica_killed_in_the_score_phase_is_replaced_and_the_rows_are_exact(
+    state_dir: Path, server: dict[str, Any], reference: dict[str, Any], replica_env: dict[str, str]
 ) -> None:
-    env = _env(state_dir, "server.sqlite3")
-    first = server["server"] = LiveServer(env, state_dir / "server-1.log")
-    job_id = httpx.post(f"{first.url}/v1/jobs", json=tiny_spec(), timeout=30).json()["id"]
+    replicas = [LiveServer(replica_env, state_dir / f"replica-{i}.log") for i in (1, 2)]
+    server["all"] += replicas
+    job_id = httpx.post(f"{replicas[0].url}/v1/jobs", json=tiny_spec(), timeout=30).json()["id"]
+    store = JobStore(open_database(replica_env["MORALSCOPE_STORE_URL"]))
 
     def in_score_phase() -> dict[str, Any] | None:
-        view = httpx.get(f"{first.url}/v1/jobs/{job_id}", timeout=30).json()
+        view = httpx.get(f"{replicas[0].url}/v1/jobs/{job_id}", timeout=30).json()
         model = view["models"][0]
         return view if model["phase"] == "score" and model["shards_done"] >= 5 else None  # 3 reason + 2 score
 
-    view = wait_until(in_score_phase, timeout=400, interval=0.1, what=f"score phase\n{first.log_tail()}")
-    first.kill()
+    logs = "\n".join(r.log_tail(2000) for r in replicas)
+    view = wait_until(in_score_phase, timeout=400, interval=0.1, what=f"score phase\n{logs}")
+    owner = store.get_job(job_id).lease_owner
+    assert owner is not None
+    (holder,) = [r for r in replicas if r.process.pid == int(owner.split("/")[1])]
+    holder.kill()
     assert view["state"] == "in_progress"
     assert view["models"][0]["shards_done"] < view["models"][0]["shards_total"]
-    store = JobStore(Database(Path(env["MORALSCOPE_STORE_PATH"])))
     finished_before = {s.key: s.finished_at for s in store.shards(job_id) if s.state == "done"}
 
-    second = server["server"] = LiveServer(env, state_dir / "server-2.log")
-    events = _events(second.url, job_id, timeout=400)
+    survivor = server["server"] = next(r for r in replicas if r is not holder)
+    events = _events(survivor.url, job_id, timeout=400)
     assert events[-1]["type"] == "end"
-    assert events[-1]["job"]["state"] == "completed", second.log_tail()
+    assert events[-1]["job"]["state"] == "completed", survivor.log_tail()
     assert "progress" in {e["type"] for e in events}
-    assert any("resumed" in (e.get("message") or "") for e in events)
+    assert any("after its runner died (its lease expired)" in (e.get("message") or "") for e in events)
+    job = store.get_job(job_id)
+    assert (job.lease_epoch, job.crash_resumes) == (2, 1)  # taken over once
 
     after = {s.key: s.finished_at for s in store.shards(job_id)}
     assert all(after[key] == when for key, when in finished_before.items())  # finished shards were not redone
-    samples = pq.read_table(io.BytesIO(httpx.get(f"{second.url}/v1/jobs/{job_id}/results/samples").content))
-    operational = ["computed_tokens"]  # depends on what the engine had cached: not part of the result
-    assert samples.drop(operational).equals(reference["samples"].drop(operational)), "the resumed job differs"
-    view = httpx.get(f"{second.url}/v1/jobs/{job_id}").json()
+    # downloaded through the API, streamed from the bucket
+    samples = pq.read_table(io.BytesIO(httpx.get(f"{survivor.url}/v1/jobs/{job_id}/results/samples").content))
+    assert _without_computed_tokens(samples).equals(_without_computed_tokens(reference["samples"])), (
+        "the job taken over differs from the uninterrupted run"
+    )
+    view = httpx.get(f"{survivor.url}/v1/jobs/{job_id}").json()
+    assert view["results"]["samples"].startswith("s3://e2e/results/")
     assert view["request_counts"] == {"total": 26, "completed": 26, "committed": 26, "failed": 0, "errors": 0}
     assert view["tokens_processed"] > 0
     assert view["eta_seconds"] == 0
-    metrics = httpx.get(f"{second.url}/v1/jobs/{job_id}/results/metrics?format=json").json()
+    metrics = httpx.get(f"{survivor.url}/v1/jobs/{job_id}/results/metrics?format=json").json()
     reference_metrics = pq.read_table(reference["out"] / "metrics.parquet").to_pylist()
     assert [(m["benchmark"], m["condition"], m["slice"], m["metric"], m["method"]) for m in metrics] == [
         (m["benchmark"], m["condition"], m["slice"], m["metric"], m["method"]) for m in reference_metrics
     ]
-    prometheus = httpx.get(f"{second.url}/metrics").text
+    assert "Law school admissions" in httpx.get(f"{survivor.url}/v1/jobs/{job_id}/results/report").text
+    prometheus = httpx.get(f"{survivor.url}/metrics").text
     assert "moralscope_rows_scored_total 20.0" in prometheus
     store.db.close()
 

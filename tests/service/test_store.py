@@ -1,23 +1,20 @@
-"""The SQLite job store: migrations, idempotency, limits, leases, cancellation, shard bookkeeping."""
+"""The job store on both backends (SQLite and a real PostgreSQL): migrations, idempotency, limits,
+cancellation, shard bookkeeping, concurrent writers. Leases and fencing: test_store_leases.py."""
 
 from __future__ import annotations
 
-import os
-import socket
-import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+import service.db.migrations
 from schemas.errors import InvalidInputError, LimitExceededError, NotFoundError, UnavailableError
 from schemas.jobs import JobState
 from schemas.spec import JobSpec
-from service.db import MIGRATIONS, Database
-from service.leases import forget_lease_owner, lease_is_stale, new_lease_owner
-from service.store import JobStore, ShardKey
+from service.db import MIGRATIONS, SqliteDatabase, open_database
+from service.store import JobStore, ShardKey, new_lease_owner
+from tests.support.postgres import PostgresServer
 
 SPEC = JobSpec.model_validate({"models": [{"name": "smollm2-135m-instruct"}], "benchmarks": {"winogender": {}}})
 OTHER_SPEC = SPEC.model_copy(update={"seed": 1})
@@ -29,48 +26,75 @@ def _create(store: JobStore, spec: JobSpec = SPEC, **kwargs: object) -> str:
     return job.id
 
 
-def test_migrations_are_versioned_and_reopening_keeps_data(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    db = Database(path)
+def test_migrations_are_versioned_and_reopening_keeps_data(store_url: str) -> None:
+    db = open_database(store_url)
     assert db.schema_version() == len(MIGRATIONS)
     job_id = _create(JobStore(db))
     db.close()
-    reopened = Database(path)
+    reopened = open_database(store_url)
     assert reopened.schema_version() == len(MIGRATIONS)
     assert JobStore(reopened).get_job(job_id).spec == SPEC
-    assert reopened.connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     reopened.close()
 
 
-def test_an_old_store_is_migrated_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import service.db
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "jobs.sqlite3")
+    assert db.connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
 
-    path = tmp_path / "jobs.sqlite3"
-    monkeypatch.setattr(service.db, "MIGRATIONS", MIGRATIONS[:1])
-    old = Database(path)
+
+def test_an_old_store_is_migrated_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service.db.migrations, "MIGRATIONS", MIGRATIONS[:1])
+    old = open_database(store_url)
     assert old.schema_version() == 1
-    old.connection().execute(
-        "INSERT INTO jobs (id, owner, spec, spec_sha256, state, created_at, updated_at, location) "
-        "VALUES ('job_old', 'alice', ?, 'x', 'queued', 0, 0, '/r/job_old')",
-        (SPEC.model_dump_json(),),
-    )
+    with old.transaction() as tx:
+        tx.execute(
+            "INSERT INTO jobs (id, owner, spec, spec_sha256, state, created_at, updated_at, location) "
+            "VALUES ('job_old', 'alice', ?, 'x', 'queued', 0, 0, '/r/job_old')",
+            (SPEC.model_dump_json(),),
+        )
     old.close()
-    monkeypatch.setattr(service.db, "MIGRATIONS", MIGRATIONS)
-    migrated = Database(path)
+    monkeypatch.setattr(service.db.migrations, "MIGRATIONS", MIGRATIONS)
+    migrated = open_database(store_url)
     assert migrated.schema_version() == len(MIGRATIONS)
     job = JobStore(migrated).get_job("job_old")
     assert job.spec == SPEC
-    assert job.crash_resumes == 0
+    assert (job.crash_resumes, job.lease_epoch, job.crash_streak) == (0, 0, 0)
     migrated.close()
 
 
-def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    Database(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 1,))
+def test_a_store_from_a_newer_version_is_refused(store_url: str) -> None:
+    db = open_database(store_url)
+    with db.transaction() as tx:
+        tx.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 1,))
+    db.close()
     with pytest.raises(UnavailableError, match="newer than this moralscope"):
-        Database(path)
+        open_database(store_url)
+
+
+def test_postgres_stores_times_as_double_precision(postgres: PostgresServer) -> None:
+    # a migration that writes REAL instead of {real} would store timestamps in 4 bytes (minutes apart)
+    db = open_database(postgres.database())
+    with db.read() as tx:
+        columns = tx.all(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'"
+        )
+    db.close()
+    assert not [c for c in columns if c["data_type"] == "real"]
+    assert {c["column_name"]: c["data_type"] for c in columns if c["table_name"] == "jobs"}["lease_expires"] == (
+        "double precision"
+    )
+
+
+def test_bad_store_urls_are_refused_with_the_setting_named(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="MORALSCOPE_STORE_URL"):
+        open_database("mysql://localhost/jobs")
+    with pytest.raises(InvalidInputError, match="sqlite:///absolute/path"):
+        open_database("sqlite://relative.db")
+    with pytest.raises(
+        UnavailableError, match=r"cannot connect to the job store postgresql://u:\*\*\*@127\.0\.0\.1:1/x"
+    ):
+        open_database("postgresql://u:secret@127.0.0.1:1/x")
 
 
 def test_create_get_list_with_owner_isolation(store: JobStore) -> None:
@@ -116,12 +140,55 @@ def test_unfinished_jobs_per_owner_are_limited(store: JobStore) -> None:
     store.create_job(owner="alice", spec=SPEC, results_root="/r", max_unfinished=2)  # a finished one frees a slot
 
 
+def _concurrently(count: int, work: object) -> tuple[list[object], list[BaseException]]:
+    results: list[object] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results.append(work(index))  # type: ignore[operator]
+        except BaseException as exc:  # collected and asserted by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_idempotency_and_limits_hold_across_replicas(store_url: str) -> None:
+    # two stores on one database are two replicas: submissions racing through both must still create
+    # one job per idempotency key and never exceed the owner's limit
+    replicas = [JobStore(open_database(store_url)) for _ in range(2)]
+    created, errors = _concurrently(
+        8,
+        lambda i: replicas[i % 2].create_job(owner="alice", spec=SPEC, results_root="/r", idempotency_key="same"),
+    )
+    assert not errors
+    assert len({job.id for job, _ in created}) == 1  # type: ignore[attr-defined]
+    assert sum(was_created for _, was_created in created) == 1  # type: ignore[attr-defined]
+    accepted, refused = _concurrently(
+        10, lambda i: replicas[i % 2].create_job(owner="bob", spec=SPEC, results_root="/r", max_unfinished=3)
+    )
+    assert len(accepted) == 3
+    assert len(refused) == 7
+    assert all(isinstance(exc, LimitExceededError) for exc in refused)
+    assert replicas[0].list_jobs(owner="bob")[1] == 3
+    for replica in replicas:
+        replica.db.close()
+
+
 def test_cancel_queued_ends_at_once_running_goes_cancelling(store: JobStore) -> None:
     queued = _create(store)
     assert store.request_cancel(queued).state == JobState.CANCELLED
     running = _create(store)
-    owner = new_lease_owner()
-    assert store.claim(lease_owner=owner, ttl=60).id == running
+    claimed = store.claim(lease_owner=new_lease_owner(), ttl=60)
+    assert claimed is not None
+    assert claimed.id == running
     store.set_state(running, JobState.IN_PROGRESS)
     job = store.request_cancel(running)
     assert job.state == JobState.CANCELLING
@@ -134,37 +201,6 @@ def test_cancel_queued_ends_at_once_running_goes_cancelling(store: JobStore) -> 
     store.set_state(running, JobState.FAILED, error="late")
     assert store.get_job(running).state == JobState.CANCELLED  # terminal states never change
     assert [e.message for e in store.events(running) if e.type == "state"][-1].startswith("cancelled")
-    forget_lease_owner(owner)
-
-
-def test_claim_takes_queued_jobs_once_and_resumes_jobs_of_dead_runners(store: JobStore) -> None:
-    job_id = _create(store)
-    live = new_lease_owner()
-    assert store.claim(lease_owner=live, ttl=60).id == job_id
-    assert store.claim(lease_owner=new_lease_owner(), ttl=60) is None  # held by a live runner
-    store.set_state(job_id, JobState.IN_PROGRESS)
-    forget_lease_owner(live)  # this runner is gone (same pid: a restarted container)
-    second = new_lease_owner()
-    resumed = store.claim(lease_owner=second, ttl=60)
-    assert resumed is not None
-    assert resumed.id == job_id
-    assert resumed.state == JobState.IN_PROGRESS
-    assert resumed.crash_resumes == 1
-    assert "resumed in state in_progress after its runner died" in [e.message for e in store.events(job_id)]
-    store.release(job_id, lease_owner=second)  # a graceful shutdown
-    again = store.claim(lease_owner=new_lease_owner(), ttl=60)
-    assert again is not None
-    assert again.crash_resumes == 1  # a clean restart is not a crash
-
-
-def test_a_lease_held_by_a_dead_process_is_stale() -> None:
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(child.stdout)
-    host = socket.gethostname()
-    assert lease_is_stale(f"{host}:{dead_pid}:abc", 1e18, now=0)
-    assert not lease_is_stale(f"{host}:{os.getppid()}:abc", 1e18, now=0)  # a live process
-    assert not lease_is_stale(f"other-host:{dead_pid}:abc", 1e18, now=0)  # unknown host: trust the expiry
-    assert lease_is_stale(f"other-host:{dead_pid}:abc", 10, now=11)  # expired
 
 
 def test_shards_are_recorded_once_and_count_progress(store: JobStore) -> None:
@@ -186,22 +222,14 @@ def test_shards_are_recorded_once_and_count_progress(store: JobStore) -> None:
         "computed_tokens": 30,
         "errors": 1,
     }
+    assert store.jobs_by_state()["queued"] == 1
 
 
 def test_concurrent_writers_from_many_threads(store: JobStore) -> None:
-    errors: list[BaseException] = []
+    def submit(_: int) -> None:
+        for _ in range(10):
+            store.create_job(owner="alice", spec=SPEC, results_root="/r")
 
-    def submit() -> None:
-        try:
-            for _ in range(10):
-                store.create_job(owner="alice", spec=SPEC, results_root="/r")
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=submit) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = _concurrently(4, submit)
     assert not errors
     assert store.list_jobs(owner="alice")[1] == 40

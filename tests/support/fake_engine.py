@@ -188,4 +188,10 @@ def fake_engine_factory(config: EngineConfig) -> Engine:
     return FakeEngine(config)
 
 
+SETTING = "tests.support.fake_engine:fake_engine_factory"
+"""The value of ``MORALSCOPE_ENGINE_FACTORY`` that runs a live server on this engine."""
+engine_factory = fake_engine_factory
+"""The same factory under the name the store's tests use."""
+
+
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
