@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from service_support import REPO_ROOT, LiveServer, kill_descendants, tiny_spec, wait_until
 
-from service.db import Database
+from service.db import open_database
 from service.store import JobStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -275,7 +275,7 @@ def test_losing_ray_pauses_the_job_and_it_resumes_with_identical_rows(
     assert live.process.poll() is None, "the server must stay up"
     assert done["state"] == "completed", done["error"]
     assert samples(server, job_id).equals(reference)
-    store = JobStore(Database(Path(env["MORALSCOPE_STORE_PATH"])))
+    store = JobStore(open_database(f"sqlite:///{env['MORALSCOPE_STORE_PATH']}"))
     messages = [e.message for e in store.events(job_id)]
     store.db.close()
     assert any(m and m.startswith("paused: the local Ray's gcs_server stopped") for m in messages), messages
@@ -287,7 +287,7 @@ def test_kill_9_during_pipelined_reasoning_and_scoring_then_restart_resumes_exac
     server: dict[str, LiveServer], reference: pa.Table, env: dict[str, str], state_dir: Path
 ) -> None:
     job_id = submit(server, spec(delay_s=0.6))
-    store = JobStore(Database(Path(env["MORALSCOPE_STORE_PATH"])))
+    store = JobStore(open_database(f"sqlite:///{env['MORALSCOPE_STORE_PATH']}"))
 
     def pipelined() -> bool:
         shards = store.shards(job_id)

@@ -14,7 +14,7 @@ from evals.benchmarks import plan_prompts
 from evals.datasets import DatasetSources
 from schemas.inference import EngineConfig, GenerateResult
 from schemas.spec import JobSpec
-from service.db import Database
+from service.db import open_database
 from service.results import JobFiles
 from service.runner.context import ModelToRun, RunContext
 from service.runner.plan import REASON, SCORE, build_plan
@@ -29,7 +29,7 @@ def setting(tmp_path: Path) -> dict[str, Any]:
     spec = JobSpec.model_validate(tiny_spec(cot={"max_new_tokens": 16, "samples": 2}, shard_size=3))
     sources = DatasetSources(download=False)
     plan = build_plan(spec, {name: plan_prompts(spec, name, sources) for name in spec.benchmarks.selected})
-    store = JobStore(Database(tmp_path / "store.sqlite3"))
+    store = JobStore(open_database(f"sqlite:///{tmp_path / 'store.sqlite3'}"))
     job, _ = store.create_job(owner="t", spec=spec, results_root=str(tmp_path / "results"))
     store.add_shards(job.id, [(s.key, len(s.rows)) for s in plan.all_shards(1)])
     commits: list[int] = []
