@@ -22,6 +22,8 @@ class ShardFill:
         self.errors = 0
 
     def put(self, offset: int, value: Any, result: ScoreResult | GenerateResult) -> None:
+        if self.values[offset] is not None:
+            raise RuntimeError(f"row {offset} of shard {self.shard.key} was computed twice")
         self.values[offset] = value
         self.remaining -= 1
         self.tokens += result.tokens_requested

@@ -57,6 +57,9 @@ class ModelWork:
         self.model = model
         self.plan = plan
         self.done = set(done)
+        self.recorded = frozenset(done)
+        """Shards committed before this run: their reasoning is read back; any other reasoning is generated
+        here, and its answers follow it (never taken again from the part this run commits)."""
         self.batch_size = batch_size
         self.block_items = block_items or batch_size
         self.labels = row_builder.model_labels_json(model.spec.labels)
@@ -148,8 +151,8 @@ class ModelWork:
             if reason_key in self.done:
                 return None
             return self._reason_batch(self._fill(reason_key), offsets, affinity)
-        if score_key in self.done or (run.plan.is_cot and reason_key not in self.done):
-            return None  # done, or its answers follow their reasoning
+        if score_key in self.done or (run.plan.is_cot and reason_key not in self.recorded):
+            return None  # done, or its answers follow their reasoning as it comes back
         fill = self._fill(score_key)
         if not run.plan.is_cot:
             return self._score_batch(fill, offsets, [None] * len(offsets), affinity, SCORE_PRIORITY)

@@ -116,5 +116,24 @@ def test_a_resumed_model_sends_only_what_is_left_and_reads_recorded_reasoning(se
     assert resumed.requests_done == resumed.requests_total
 
 
+def test_answers_still_in_flight_are_not_sent_again_by_the_other_scoring(setting: dict[str, Any]) -> None:
+    """As through a pool: reasoning comes back (and commits) while answers are still out; the other scoring
+    that comes later must not take a CoT condition's rows again from the part this run just committed."""
+    work = ModelWork(setting["ctx"], setting["model"], setting["plan"], set(), batch_size=4)
+    engine, sent, out = _engine(), 0, []
+    while not work.finished:
+        while (batch := work.next_batch()) is not None:
+            sent += len(batch.requests)
+            if batch.kind == "generate":  # reasoning returns at once, scoring stays out
+                work.complete(batch, engine.generate(batch.requests))
+            else:
+                out.append(batch)
+        for batch in out:
+            work.complete(batch, engine.score(batch.requests))
+        out = []
+    assert sent == work.requests_total  # every request once
+    assert all(s.state == "done" for s in setting["store"].shards(setting["ctx"].job_id))
+
+
 def _engine() -> FakeEngine:
     return FakeEngine(EngineConfig(model_path="fake", options={"cache": False}))
