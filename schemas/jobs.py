@@ -28,7 +28,7 @@ class JobState(StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
-ModelPhaseName = Literal["pending", "reason", "score", "done", "failed", "cancelled"]
+ModelPhaseName = Literal["pending", "waiting", "loading", "reason", "score", "done", "failed", "cancelled"]
 
 
 class _View(BaseModel):
@@ -39,19 +39,70 @@ class RequestCounts(_View):
     """Prompts (score requests and reasoning requests) of a job."""
 
     total: int = Field(0, description="Requests the job will make.")
-    completed: int = Field(0, description="Requests finished (their shard is written).")
+    completed: int = Field(
+        0,
+        description=(
+            "Requests whose results are in, including those of shards not written yet (after a restart, "
+            "counting resumes from `committed`)."
+        ),
+    )
+    committed: int = Field(0, description="Requests in written shards: a restart resumes after them.")
     failed: int = Field(0, description="Requests in shards that failed.")
+    errors: int = Field(0, description="Requests (in written shards) that ended as error rows.")
 
 
 class ModelProgress(_View):
-    """Where one model of a job is."""
+    """Where one model of a job is, and how fast it goes."""
 
     model: str = Field(description="The model's key (alias or name).")
-    phase: ModelPhaseName = Field("pending", description="pending → reason (CoT) → score → done.")
+    phase: ModelPhaseName = Field(
+        "pending",
+        description=(
+            "pending → waiting (for cluster resources) → loading → reason (CoT reasoning, with scoring alongside) "
+            "→ score → done."
+        ),
+    )
     shards_total: int = 0
     shards_done: int = 0
+    requests_total: int = Field(0, description="Reasoning and scoring requests of this model.")
+    requests_done: int = Field(0, description="Of those, the ones whose results are in (written or not yet).")
+    errors: int = Field(0, description="Error rows in this model's written shards.")
+    tokens_requested: int = Field(0, description="Prompt, candidate and generated tokens of its written shards.")
+    tokens_computed: int = Field(
+        0, description="Of those, the tokens the engine computed (the rest came from its prefix cache)."
+    )
+    cache_hit_rate: float | None = Field(None, description="1 − tokens_computed / tokens_requested.")
+    rows_per_second: float | None = Field(None, description="Requests per second of the current run (running only).")
+    tokens_per_second: float | None = Field(None, description="Requested tokens per second of the current run.")
+    computed_tokens_per_second: float | None = Field(None, description="Computed tokens per second of the current run.")
+    eta_seconds: float | None = Field(None, description="Estimated seconds until this model is done.")
+    actors: int | None = Field(None, description="Engine actors serving it (running only).")
+    retries: int = Field(0, description="Batches re-sent after an actor died or hung, in the current run.")
     resolved_path: str | None = Field(None, description="Where the model's weights were found.")
     revision: str | None = None
+
+
+class FailedRow(_View):
+    """One error row of a failed cell."""
+
+    item_id: str
+    variant: str | None = None
+    sample: int = 0
+    error: str
+
+
+class FailedCell(_View):
+    """A model × benchmark × condition whose share of error rows exceeds the spec's ``max_error_rate``:
+    it has no metrics; its rows (error rows included) are in samples.parquet."""
+
+    model: str
+    benchmark: str
+    condition: str
+    rows: int = Field(description="Rows of the cell.")
+    errors: int = Field(description="Of those, error rows (the engine could not score them).")
+    error_rate: float = Field(description="errors / rows.")
+    cause: str = Field(description="The most common error, and how many rows failed otherwise.")
+    examples: list[FailedRow] = Field(default_factory=list, description="A few of its error rows.")
 
 
 class ResultLocations(_View):
@@ -75,10 +126,18 @@ class JobView(_View):
     finished_at: datetime | None = None
     models: list[ModelProgress] = Field(default_factory=list)
     request_counts: RequestCounts = Field(default_factory=RequestCounts)
-    tokens_processed: int = Field(0, description="Prompt, candidate and generated tokens so far.")
-    tokens_per_second: float | None = Field(None, description="Recent throughput.")
+    tokens_processed: int = Field(0, description="Prompt, candidate and generated tokens so far (written shards).")
+    tokens_computed: int = Field(
+        0, description="Of those, the tokens the engines computed (the rest came from their prefix caches)."
+    )
+    cache_hit_rate: float | None = Field(None, description="1 − tokens_computed / tokens_processed.")
+    tokens_per_second: float | None = Field(None, description="Requested tokens per second of the running models.")
     eta_seconds: float | None = Field(None, description="Estimated seconds to completion.")
     error: str | None = Field(None, description="Why the job failed.")
+    failed_cells: list[FailedCell] = Field(
+        default_factory=list,
+        description="Cells with too many error rows (no metrics); the job still completes with the others.",
+    )
     results: ResultLocations = Field(default_factory=ResultLocations)
     spec: JobSpec | None = Field(None, description="The submitted spec.")
 

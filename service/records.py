@@ -36,6 +36,8 @@ class JobRecord:
     """How often the job was claimed; a write carrying an older epoch is refused (fencing)."""
     crash_streak: int = 0
     """Runner deaths since the job last committed a shard (a crash loop stops the job)."""
+    failed_cells: list[dict[str, Any]] | None = None
+    """Cells set aside at finalizing for their error rows (schemas.jobs.FailedCell fields)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -60,6 +62,10 @@ class ShardRecord:
     path: str | None
     tokens: int
     finished_at: float | None
+    computed_tokens: int = 0
+    """Of ``tokens``, those the engine computed (the rest came from its prefix cache)."""
+    errors: int = 0
+    """Error rows in the shard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class ModelRecord:
     resolved_path: str | None = None
     revision: str | None = None
     fingerprint: str | None = None
+    progress: dict[str, Any] | None = None
+    """The model's live progress while it runs (service.runner.progress), kept after it stops."""
 
 
 @dataclass(frozen=True, slots=True)

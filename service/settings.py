@@ -72,7 +72,24 @@ class Settings(BaseSettings):
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (ignored with a cluster).")
     concurrency: int = Field(1, ge=1, le=64, description="Jobs that run at the same time.")
     engine_max_retries: int = Field(
-        2, ge=0, le=10, description="Retries of a batch whose engine actor died, before the job fails."
+        2,
+        ge=0,
+        le=10,
+        description=(
+            "Times a batch is re-sent after its engine actor died or hung, before it is cut in halves to find the "
+            "request at fault (which then becomes an error row)."
+        ),
+    )
+    batch_deadline_floor_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Least time a batch may run before its actor counts as hung and is replaced; the deadline is "
+            "max(this, batch_deadline_factor × the batch's expected time from the measured throughput)."
+        ),
+    )
+    batch_deadline_factor: float = Field(
+        10.0, ge=1, description="How many times its expected time a batch may take (see batch_deadline_floor_s)."
     )
     engine_factory: str | None = Field(
         None,

@@ -1,31 +1,46 @@
 """The Ray actor that hosts one inference engine (STYLE 10: Ray at arm's length).
 
 :class:`EngineHost` is a plain class: it builds the engine from an engine factory (default
-:func:`workers.engine.load_engine`) and forwards the batch methods. :data:`EngineActor` is the same
-class made a Ray actor; the caller chooses its resources (``EngineActor.options(num_cpus=...,
-num_gpus=...)``). Only plain data crosses the boundary: lists of the frozen request/result dataclasses
-of :mod:`schemas.inference` in, the same out, and :class:`EngineInfo` from :meth:`EngineHost.info`.
+:func:`workers.engine.load_engine`) and serves batches. :data:`EngineActor` is the same class made a
+Ray actor; the caller chooses its resources (``EngineActor.options(num_cpus=..., num_gpus=...)``).
+Only plain data crosses the boundary: lists of the frozen request/result dataclasses of
+:mod:`schemas.inference` in, :class:`BatchOutcome` (or the same lists) out, :class:`EngineInfo` from
+:meth:`EngineHost.info`.
 
-Failures: an exception raised by the engine (a request it cannot serve) reaches the caller as a
-``ray.exceptions.RayTaskError`` wrapping it; a dead engine process reaches it as a
-``ray.exceptions.RayActorError``. The pool tells the two apart (see :mod:`workers.pool`).
+Failures, at the boundary:
+
+- a request the engine cannot serve is **data**: engines report it as a result with ``error``; an
+  engine that raises instead is **bisected** here (:meth:`EngineHost.run_batch`): the batch is split in
+  halves until the request(s) that raise are alone, and each of those becomes an error result carrying
+  the exception's message, while the rest of the batch is served normally;
+- a dead engine process reaches the caller as ``ray.exceptions.RayActorError``, a hung one as a batch
+  that misses its deadline; the pool replaces the actor (see :mod:`workers.pool`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import ray
 
 from schemas.inference import EngineConfig, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 from workers.engine import Engine, load_engine
 
+log = logging.getLogger(__name__)
+
 EngineFactory = Callable[[EngineConfig], Engine]
 """Builds an engine from its config inside the actor process; must be picklable (a module-level callable)."""
+
+BatchKind = Literal["score", "generate"]
+Request = ScoreRequest | GenerateRequest
+Result = ScoreResult | GenerateResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,17 @@ class EngineInfo:
     """Counters the engine keeps, if any (e.g. the vllm engine's prefix-cache hits)."""
 
 
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """A served batch: results in request order, and how long the engine worked on it."""
+
+    results: list[Result]
+    seconds: float
+    """Wall time of the engine calls for this batch (bisection included)."""
+    raised: int
+    """Requests whose error result comes from an exception the engine raised (isolated by bisection)."""
+
+
 class EngineHost:
     """Hosts one engine; the body of :data:`EngineActor`, usable without Ray (e.g. in tests)."""
 
@@ -60,12 +86,41 @@ class EngineHost:
         self.engine = factory(config)
 
     def score(self, batch: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        """The engine's scores for a batch, in request order."""
+        """The engine's scores for a batch, in request order (an exception propagates)."""
         return self.engine.score(batch)
 
     def generate(self, batch: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        """The engine's samples for a batch, in request order."""
+        """The engine's samples for a batch, in request order (an exception propagates)."""
         return self.engine.generate(batch)
+
+    def run_batch(self, kind: BatchKind, batch: Sequence[Request]) -> BatchOutcome:
+        """Serve a batch; requests the engine raises on become error results (see the module docstring).
+
+        Raises ValueError when the engine returns a different number of results than requests (a broken
+        engine, not a bad request).
+        """
+        started = time.perf_counter()
+        counter = [0]
+        results = self._serve(kind, list(batch), counter)
+        return BatchOutcome(results, time.perf_counter() - started, counter[0])
+
+    def _serve(self, kind: BatchKind, batch: list[Request], raised: list[int]) -> list[Result]:
+        try:
+            if kind == "score":
+                results: list[Result] = list(self.engine.score(batch))  # type: ignore[arg-type]
+            else:
+                results = list(self.engine.generate(batch))  # type: ignore[arg-type]
+        except Exception as exc:
+            if len(batch) == 1:
+                raised[0] += 1
+                message = f"{type(exc).__name__}: {exc}"
+                log.warning("the engine raised on a request; it becomes an error row: %s", message)
+                return [ScoreResult.failed(message) if kind == "score" else GenerateResult.failed(message)]
+            half = len(batch) // 2
+            return self._serve(kind, batch[:half], raised) + self._serve(kind, batch[half:], raised)
+        if len(results) != len(batch):
+            raise ValueError(f"the engine returned {len(results)} results for a batch of {len(batch)} requests")
+        return results
 
     def info(self) -> EngineInfo:
         """The hosted engine and the process it runs in."""
@@ -101,7 +156,8 @@ def _ray_node_id() -> str:
 
 
 # One engine per process and one call at a time (a synchronous actor's default max_concurrency of 1):
-# engines are not thread-safe, and a queued batch waits in Ray's actor queue. Restarts are the pool's
+# engines are not thread-safe, and a queued batch waits in Ray's actor queue, which runs batches in the
+# order they were sent (the pool relies on it to know which batch is running). Restarts are the pool's
 # job (a fresh actor per failure), so Ray neither restarts the actor nor retries its tasks behind it.
 EngineActor = ray.remote(max_restarts=0, max_task_retries=0)(EngineHost)
 """:class:`EngineHost` as a Ray actor class; set resources with ``EngineActor.options(...)``."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from moralscope.cli.errors import print_json, print_table, run_command
-from moralscope.cli.metrics_table import print_metrics_table
+from moralscope.cli.metrics_table import model_rates, print_failed_cells, print_metrics_table
 from moralscope.client import Client
 from schemas.errors import InvalidInputError, JobFailed
 from schemas.jobs import JobState, JobView
@@ -88,6 +88,7 @@ def submit(
             print_json({"job": view, "metrics": metrics.to_dicts() if metrics is not None else []})
         elif metrics is not None:
             print_metrics_table(metrics.filter(metrics["slice"] == "overall").to_dicts())
+            print_failed_cells(view.failed_cells)
             click.echo(f"results: {view.results.location}", err=True)
         if view.state != JobState.COMPLETED:
             raise JobFailed(f"job {view.id} ended {view.state.value}", job_id=view.id)
@@ -105,6 +106,9 @@ def status(job_id: str, url: str | None, api_key: str | None, as_json: bool) -> 
         print_json(view)
         return
     _print_jobs([view])
+    for model in view.models:
+        click.echo(model_rates(model))
+    print_failed_cells(view.failed_cells)
     if view.tokens_per_second:
         eta = f", ETA {view.eta_seconds:,.0f} s" if view.eta_seconds is not None else ""
         click.echo(f"{view.tokens_processed:,} tokens, {view.tokens_per_second:,.0f} tokens/s{eta}")

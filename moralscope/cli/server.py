@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from moralscope.cli.errors import print_json, run_command
-from moralscope.cli.metrics_table import print_metrics_table
+from moralscope.cli.metrics_table import print_failed_cells, print_metrics_table
 from schemas.errors import InvalidInputError, JobFailed
 from schemas.jobs import JobState, JobView
 
@@ -130,4 +130,5 @@ def _report(view: JobView, *, as_json: bool) -> None:
         raise JobFailed(f"job {view.id} ended {view.state.value}", job_id=view.id)
     if not as_json:
         print_metrics_table(metrics)
+        print_failed_cells(view.failed_cells)
         click.echo(f"results: {view.results.location}", err=True)

@@ -20,7 +20,13 @@ def healthz() -> dict[str, str]:
     "/readyz", summary="Readiness: the store is writable and Ray reachable", responses={503: ERROR_RESPONSES[500]}
 )
 def readyz(store: StoreDep, settings: SettingsDep, runner: RunnerDep) -> dict[str, object]:
-    return telemetry.readiness(store, settings, runner_alive=None if runner is None else runner.alive)
+    executor = None if runner is None else runner.executor
+    return telemetry.readiness(
+        store,
+        settings,
+        runner_alive=None if runner is None else runner.alive,
+        ray_status=None if executor is None else executor.ray_status(),
+    )
 
 
 @router.get(

@@ -100,6 +100,14 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE jobs ADD COLUMN crash_streak INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX jobs_by_lease_owner ON jobs (lease_owner) WHERE lease_owner IS NOT NULL;
     """,
+    # 4: tokens computed (after prefix-cache hits) and error rows per shard; a running model's live progress
+    # (JSON); a finished job's failed cells (JSON).
+    """
+    ALTER TABLE shards ADD COLUMN computed_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shards ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_models ADD COLUMN progress TEXT;
+    ALTER TABLE jobs ADD COLUMN failed_cells TEXT;
+    """,
 ]
 """Ordered schema migrations (see the module docstring). Append only."""
 

@@ -55,12 +55,19 @@ def provenance(job: str, document: dict[str, Any]) -> str:
 class FailedCellRow(Protocol):
     """A cell left without metrics because of its error rows (the runner's ``FailedCell``)."""
 
-    model: str
-    benchmark: str
-    condition: str
-    cause: str
-    errors: int
-    rows: int
+    # read-only members, so that frozen models (schemas.jobs.FailedCell) match
+    @property
+    def model(self) -> str: ...
+    @property
+    def benchmark(self) -> str: ...
+    @property
+    def condition(self) -> str: ...
+    @property
+    def cause(self) -> str: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
 
 
 def failed_cells_section(cells: Sequence[FailedCellRow]) -> str:

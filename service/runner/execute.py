@@ -3,18 +3,20 @@
 1. **validating**: the datasets are resolved and verified (:class:`evals.datasets.DatasetSources`), the
    prompts planned, every model resolved and its renderer loaded; the shards are recorded and
    ``spec.json`` written. Any failure here ends the job ``failed`` with the reason.
-2. **in_progress**, per model: the **reason** phase generates CoT reasoning shard by shard, the
-   **score** phase scores every condition's prompts, both through one :class:`workers.pool.EnginePool`
-   per model. Every finished shard is a Parquet part (atomic) recorded in the store; shards already
-   recorded are skipped, so a restarted job resumes without recomputing or duplicating a row.
-3. **finalizing**: the score parts are concatenated in plan order into ``samples.parquet`` and the
-   metrics computed into ``metrics.parquet``, rendered into ``report.html`` (:mod:`service.report`);
-   then ``completed`` and the parts are removed.
+2. **in_progress**: the models run side by side as far as the cluster's resources allow
+   (:mod:`service.runner.sweep`), each through one :class:`workers.pool.EnginePool` that streams its
+   reasoning and scoring batches (:mod:`service.runner.model_run`, :mod:`service.runner.work`). Every
+   finished shard is a Parquet part (atomic) recorded in the store; shards already recorded are
+   skipped, so a restarted job resumes without recomputing or duplicating a row.
+3. **finalizing**: the score parts are concatenated in plan order into ``samples.parquet``; cells
+   (model × benchmark × condition) with too many error rows are set aside as failed cells
+   (:mod:`service.runner.cells`); the metrics of the others go into ``metrics.parquet``, rendered into
+   ``report.html`` (:mod:`service.report`); then ``completed`` and the parts are removed. A job whose
+   every cell failed ends ``failed``.
 
 Cancellation is checked between shards and by the pool (its ``cancelled`` callback): finished shards
 are kept (compacted into a partial ``samples.parquet``) and the job ends ``cancelled``. A shutdown of
-the runner interrupts the job the same way but leaves it resumable (:class:`JobInterrupted`). The
-per-model phases are in :mod:`service.runner.model_phases`.
+the runner interrupts the job the same way but leaves it resumable (:class:`JobInterrupted`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from service.access import AccessPolicy, data_access
 from service.provenance import resolved_spec_document
 from service.report import render_report
 from service.results import JobFiles
-from service.runner.model_phases import JobCancelled, JobInterrupted, ModelPhases, ModelToRun
+from service.runner.cells import failed_cells, without_failed_cells
+from service.runner.context import JobCancelled, JobInterrupted, ModelToRun, RunContext
 from service.runner.plan import SCORE, JobPlan, build_plan
+from service.runner.sweep import run_models
 from service.settings import Settings
 from service.store import JobRecord, JobStore, LeaseLost
 
@@ -94,7 +98,7 @@ class JobExecution:
             self._check_stop()
             if self.store.get_job(self.job.id).state in (JobState.QUEUED, JobState.VALIDATING):
                 self.store.set_state(self.job.id, JobState.IN_PROGRESS, message="in progress")
-            phases = ModelPhases(
+            context = RunContext(
                 store=self.store,
                 settings=self.settings,
                 job_id=self.job.id,
@@ -104,8 +108,7 @@ class JobExecution:
                 stop_requested=self._stop_requested,
                 on_commit=self._progress,
             )
-            for model in models:
-                phases.run(model, plan)
+            run_models(context, models, plan)
             self._check_stop()
             self.store.set_state(self.job.id, JobState.FINALIZING, message="finalizing: samples and metrics")
             self._finalize(plan)
@@ -208,6 +211,16 @@ class JobExecution:
         columns = [n for n in plan.samples_schema.names if n not in ("prompt", "prompt_sha256", "reasoning")]
         samples = pl.from_arrow(self.files.read_parquet("samples.parquet", columns=columns))
         assert isinstance(samples, pl.DataFrame)
+        failed = failed_cells(samples, self.spec.max_error_rate)
+        self.store.set_failed_cells(self.job.id, [cell.model_dump() for cell in failed])
+        samples = without_failed_cells(samples, failed)
+        if samples.is_empty():
+            first = failed[0]
+            raise EngineFailure(
+                f"no cell could be scored: all {len(failed)} cells (model × benchmark × condition) have more error "
+                f"rows than max_error_rate={self.spec.max_error_rate:g} allows; e.g. {first.model} × {first.benchmark} "
+                f"× {first.condition}: {first.errors} of {first.rows} rows failed: {first.cause}"
+            )
         bootstrap = self.spec.bootstrap
         benchmarks = [selected.benchmark for selected in job_benchmarks(self.spec)]
         metrics = compute_metrics(
@@ -220,7 +233,7 @@ class JobExecution:
         table = metrics.to_arrow().select(METRICS_SCHEMA.names).cast(METRICS_SCHEMA)
         self.files.write_parquet("metrics.parquet", table)
         document = json.loads(self.files.read_text("spec.json"))
-        self.files.write_text("report.html", render_report(metrics, document, benchmarks))
+        self.files.write_text("report.html", render_report(metrics, document, benchmarks, failed_cells=failed))
 
     def _finish_cancelled(self) -> None:
         if self.store.shards(self.job.id):  # planned: keep what finished as a partial samples table

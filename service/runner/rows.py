@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -24,10 +24,21 @@ REASONING_SCHEMA = pa.schema(
         pa.field("prompt_tokens", pa.int32(), nullable=False),
         pa.field("reasoning_tokens", pa.int32(), nullable=False),
         pa.field("finish_reason", pa.string(), nullable=False),
+        pa.field("error", pa.string(), nullable=True),
     ],
     metadata={b"moralscope.table": b"reasoning-part"},
 )
-"""A reason shard's part: the sampled reasoning of each (item, sample), kept so it is generated once."""
+"""A reason shard's part: the sampled reasoning of each (item, sample), kept so it is generated once.
+``error`` is set (and the text empty) where the engine could not generate; that row's answer is then
+an error row. Parts written before the column existed read as error-free."""
+
+
+class Reasoning(NamedTuple):
+    """One sampled reasoning, as the score phase needs it."""
+
+    text: str
+    tokens: int
+    error: str | None = None
 
 
 def reasoning_table(rows: Sequence[PlannedRow], seeds: Sequence[int], results: Sequence[GenerateResult]) -> pa.Table:
@@ -41,6 +52,7 @@ def reasoning_table(rows: Sequence[PlannedRow], seeds: Sequence[int], results: S
                 "prompt_tokens": result.prompt_tokens,
                 "reasoning_tokens": result.completion_tokens,
                 "finish_reason": result.finish_reason,
+                "error": result.error,
             }
             for row, seed, result in zip(rows, seeds, results, strict=True)
         ],
@@ -48,15 +60,17 @@ def reasoning_table(rows: Sequence[PlannedRow], seeds: Sequence[int], results: S
     )
 
 
-def reasoning_by_row(table: pa.Table) -> dict[tuple[str, int], tuple[str, int]]:
-    """(item key, sample) → (reasoning text, reasoning tokens) of a reasoning part."""
+def reasoning_by_row(table: pa.Table) -> dict[tuple[str, int], Reasoning]:
+    """(item key, sample) → the reasoning of a reasoning part."""
+    errors = table.column("error").to_pylist() if "error" in table.column_names else [None] * table.num_rows
     return {
-        (key, sample): (text, tokens)
-        for key, sample, text, tokens in zip(
+        (key, sample): Reasoning(text, tokens, error)
+        for key, sample, text, tokens, error in zip(
             table.column("item_key").to_pylist(),
             table.column("sample").to_pylist(),
             table.column("reasoning").to_pylist(),
             table.column("reasoning_tokens").to_pylist(),
+            errors,
             strict=True,
         )
     }
@@ -73,7 +87,7 @@ def sample_row(
     row: PlannedRow,
     prompt_text: str,
     result: ScoreResult,
-    reasoning: tuple[str, int] | None,
+    reasoning: Reasoning | None,
 ) -> dict[str, Any]:
     """One row of the samples table (common columns, then the benchmark's own).
 
@@ -95,7 +109,7 @@ def sample_row(
         cluster=prompt.cluster,
         prompt=prompt_text,
         prompt_sha256=hashlib.sha256(prompt_text.encode()).hexdigest(),
-        reasoning=reasoning[0] if reasoning else None,
+        reasoning=reasoning.text if reasoning and reasoning.error is None else None,
         candidates=[c.label for c in prompt.candidates],
         candidate_logprobs=list(scores.logprobs) if scores else None,
         candidate_probs=list(scores.probs) if scores else None,
@@ -105,7 +119,7 @@ def sample_row(
         prompt_tokens=result.prompt_tokens,
         continuation_tokens=result.continuation_tokens,
         computed_tokens=result.tokens_computed,
-        reasoning_tokens=reasoning[1] if reasoning else None,
+        reasoning_tokens=reasoning.tokens if reasoning and reasoning.error is None else None,
     )
     return columns
 

@@ -84,6 +84,18 @@ class ClaimsMixin(StoreBase):
             )
         return {str(r["id"]) for r in rows}
 
+    def count_crash(self, job_id: str, message: str) -> None:
+        """Count a death of the process running a job while its runner (and lease) lived on (the server's job
+        executor, :mod:`service.runner.executor`): like a takeover, it extends the job's crash streak."""
+        with self.db.transaction() as tx:
+            now = tx.now()
+            self._guard(tx, job_id, now)
+            tx.execute(
+                "UPDATE jobs SET crash_resumes = crash_resumes + 1, crash_streak = crash_streak + 1 WHERE id = ?",
+                (job_id,),
+            )
+            insert_event(tx, job_id, "log", message, now)
+
     def release(self, job_id: str, *, lease_owner: str) -> None:
         """Give a job's lease back (a graceful stop: the next claim is not counted as a death)."""
         with self.db.transaction() as tx:

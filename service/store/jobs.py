@@ -191,6 +191,12 @@ class JobsMixin(StoreBase):
             self._guard(tx, job_id, tx.now())
             tx.execute("UPDATE jobs SET provenance = ? WHERE id = ?", (json.dumps(provenance), job_id))
 
+    def set_failed_cells(self, job_id: str, cells: list[dict[str, Any]]) -> None:
+        """Record the cells set aside at finalizing (schemas.jobs.FailedCell fields)."""
+        with self.db.transaction() as tx:
+            self._guard(tx, job_id, tx.now())
+            tx.execute("UPDATE jobs SET failed_cells = ? WHERE id = ?", (json.dumps(cells), job_id))
+
     def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (every state, zeros included)."""
         with self.db.read() as tx:
@@ -228,4 +234,5 @@ def job_record(row: Row) -> JobRecord:
         crash_resumes=int(row["crash_resumes"]),
         lease_epoch=int(row["lease_epoch"]),
         crash_streak=int(row["crash_streak"]),
+        failed_cells=json.loads(row["failed_cells"]) if row["failed_cells"] else None,
     )

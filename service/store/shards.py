@@ -7,7 +7,9 @@ that keeps committing is never stopped as a crash loop (see :mod:`service.store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from service.db.base import Row
 from service.records import ModelRecord, ShardKey, ShardRecord
@@ -30,7 +32,15 @@ class ShardsMixin(StoreBase):
         """The models of several jobs in one query, each job's in spec order."""
         return {
             job_id: [
-                ModelRecord(r["position"], r["model"], r["phase"], r["resolved_path"], r["revision"], r["fingerprint"])
+                ModelRecord(
+                    r["position"],
+                    r["model"],
+                    r["phase"],
+                    r["resolved_path"],
+                    r["revision"],
+                    r["fingerprint"],
+                    json.loads(r["progress"]) if r["progress"] else None,
+                )
                 for r in sorted(rows, key=lambda r: r["position"])
             ]
             for job_id, rows in self._rows_by_job("job_models", job_ids).items()
@@ -65,6 +75,15 @@ class ShardsMixin(StoreBase):
             if message:
                 insert_event(tx, job_id, "log", message, now)
 
+    def set_model_progress(self, job_id: str, position: int, progress: dict[str, Any]) -> None:
+        """Replace a running model's live progress (a JSON object; see service.runner.progress)."""
+        with self.db.transaction() as tx:
+            self._guard(tx, job_id, tx.now())
+            tx.execute(
+                "UPDATE job_models SET progress = ? WHERE job_id = ? AND position = ?",
+                (json.dumps(progress), job_id, position),
+            )
+
     # -- shards ------------------------------------------------------------------------------------
     def add_shards(self, job_id: str, shards: Iterable[tuple[ShardKey, int]]) -> None:
         """Record planned shards (and their request counts); already recorded ones are kept as they are."""
@@ -76,14 +95,33 @@ class ShardsMixin(StoreBase):
                 [(job_id, *key_tuple(k), n) for k, n in shards],
             )
 
-    def finish_shard(self, job_id: str, key: ShardKey, *, path: str, tokens: int) -> None:
-        """Commit a shard whose part is written (and end the job's crash streak)."""
+    def finish_shard(
+        self,
+        job_id: str,
+        key: ShardKey,
+        *,
+        path: str,
+        tokens: int,
+        computed_tokens: int | None = None,
+        errors: int = 0,
+    ) -> None:
+        """Commit a shard whose part is written (and end the job's crash streak): its requested and computed
+        tokens (None: all computed) and its error rows."""
         with self.db.transaction() as tx:
             now = tx.now()
             self._guard(tx, job_id, now)
             tx.execute(
-                f"UPDATE shards SET state = 'done', path = ?, tokens = ?, finished_at = ? WHERE {_SHARD_WHERE}",
-                (path, tokens, now, job_id, *key_tuple(key)),
+                "UPDATE shards SET state = 'done', path = ?, tokens = ?, computed_tokens = ?, errors = ?, "
+                f"finished_at = ? WHERE {_SHARD_WHERE}",
+                (
+                    path,
+                    tokens,
+                    tokens if computed_tokens is None else computed_tokens,
+                    errors,
+                    now,
+                    job_id,
+                    *key_tuple(key),
+                ),
             )
             tx.execute("UPDATE jobs SET crash_streak = 0 WHERE id = ? AND crash_streak != 0", (job_id,))
 
@@ -106,19 +144,30 @@ class ShardsMixin(StoreBase):
         }
 
     def shard_totals(self) -> dict[str, int]:
-        """Requests and tokens of finished shards, by phase, over all jobs."""
+        """Requests, requested and computed tokens and error rows of finished shards, by phase, over all jobs."""
         with self.db.read() as tx:
             rows = tx.all(
-                "SELECT phase, SUM(requests) AS requests, SUM(tokens) AS tokens FROM shards "
-                "WHERE state = 'done' GROUP BY phase"
+                "SELECT phase, SUM(requests) AS requests, SUM(tokens) AS tokens, SUM(computed_tokens) AS computed, "
+                "SUM(errors) AS errors FROM shards WHERE state = 'done' GROUP BY phase"
             )
-        totals = {"reason_requests": 0, "score_requests": 0, "tokens": 0}
+        totals = {"reason_requests": 0, "score_requests": 0, "tokens": 0, "computed_tokens": 0, "errors": 0}
         for row in rows:
             totals[f"{row['phase']}_requests"] = int(row["requests"] or 0)
             totals["tokens"] += int(row["tokens"] or 0)
+            totals["computed_tokens"] += int(row["computed"] or 0)
+            totals["errors"] += int(row["errors"] or 0)
         return totals
 
 
 def _shard(row: Row) -> ShardRecord:
     key = ShardKey(row["model"], row["benchmark"], row["condition"], row["phase"], row["shard"])
-    return ShardRecord(key, row["requests"], row["state"], row["path"], row["tokens"], row["finished_at"])
+    return ShardRecord(
+        key,
+        row["requests"],
+        row["state"],
+        row["path"],
+        row["tokens"],
+        row["finished_at"],
+        row["computed_tokens"],
+        row["errors"],
+    )

@@ -40,7 +40,7 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 def console_spec(name: str, *, delay_s: float = 0.4, **overrides: Any) -> dict[str, Any]:
-    """The tiny spec for a server on the fake engine (tests/workers/fake_engine.py): one request per shard and
+    """The tiny spec for a server on the fake engine (tests/support/fake_engine.py): one request per shard and
     ``delay_s`` per batch, so a job's progress moves in 26 visible steps."""
     spec = tiny_spec(name=name, shard_size=1, **overrides)
     for model in spec["models"]:

@@ -125,3 +125,36 @@ def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Processes started (directly or not) by ``pid``, as (pid, command line); read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, of in parents.items() if of == parent]
+        frontier += children
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            found.append((child, command.strip()))
+    return found
+
+
+def kill_descendants(pid: int, marker: str, *, limit: int | None = None) -> list[int]:
+    """SIGKILL the processes under ``pid`` whose command line contains ``marker``; their pids."""
+    victims = [child for child, command in descendants(pid) if marker in command][:limit]
+    for victim in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    return victims

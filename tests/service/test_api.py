@@ -43,7 +43,7 @@ def test_submit_returns_a_queued_job_view(client: TestClient) -> None:
     assert job["state"] == "queued"
     assert job["id"].startswith("job_")
     assert job["spec"]["models"][0]["alias"] == "smol"
-    assert job["request_counts"] == {"total": 26, "completed": 0, "failed": 0}  # 20 rows + 6 reasoning
+    assert job["request_counts"] == {"total": 26, "completed": 0, "committed": 0, "failed": 0, "errors": 0}  # 20 + 6
     assert [m["model"] for m in job["models"]] == ["smol"]
     assert job["results"]["location"].endswith(job["id"])
 

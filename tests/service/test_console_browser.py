@@ -1,7 +1,7 @@
 """The web console in a real browser: headless chromium (Debian) driven by Selenium, against `moralscope serve`.
 
 One live server for the module, with two API keys, on a fast fake engine (``MORALSCOPE_ENGINE_FACTORY``:
-tests/workers/fake_engine.py, a fixed delay per batch so progress is visible), and one browser. Every
+tests/support/fake_engine.py, a fixed delay per batch so progress is visible), and one browser. Every
 page is checked for console errors and for requests beyond the server; screenshots of each page go to
 ``build/screenshots/``.
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 KEY_A, KEY_B = "console-key-a-7Hq2", "console-key-b-9Zx4"
 WRONG_KEY = "console-wrong-key-3Vt8"
-FAKE_ENGINE = "tests.workers.fake_engine:fake_engine_factory"
+FAKE_ENGINE = "tests.support.fake_engine:fake_engine_factory"
 
 
 @pytest.fixture(scope="module")

@@ -178,7 +178,7 @@ def test_a_replica_killed_in_the_score_phase_is_replaced_and_the_rows_are_exact(
     )
     view = httpx.get(f"{survivor.url}/v1/jobs/{job_id}").json()
     assert view["results"]["samples"].startswith("s3://e2e/results/")
-    assert view["request_counts"] == {"total": 26, "completed": 26, "failed": 0}
+    assert view["request_counts"] == {"total": 26, "completed": 26, "committed": 26, "failed": 0, "errors": 0}
     assert view["tokens_processed"] > 0
     assert view["eta_seconds"] == 0
     metrics = httpx.get(f"{survivor.url}/v1/jobs/{job_id}/results/metrics?format=json").json()
@@ -213,6 +213,32 @@ def test_cancel_a_running_job_keeps_finished_shards(server: dict[str, Any]) -> N
     assert samples["item_id"].to_pylist()[:4] == ["0", "0", "1", "1"]
     assert httpx.get(f"{live.url}/v1/jobs/{job_id}/results/metrics").status_code == 404
     assert httpx.get(f"{live.url}/v1/jobs/{job_id}/results/report").status_code == 404
+
+
+def test_a_condition_that_pushes_prompts_past_the_context_is_a_failed_cell(server: dict[str, Any]) -> None:
+    """The embedded model has 8192 positions; ~8,400 tokens of instruction push every law-school prompt past them."""
+    live: LiveServer = server["server"]
+    long = {"name": "Long", "instruction": "Treat every applicant the same way. " * 1200, "benchmarks": ["lawschool"]}
+    benchmarks = {"bbq": {"categories": ["Age"], "limit": 1}, "winogender": {"limit": 2}, "lawschool": {"limit": 1}}
+    job_id = httpx.post(
+        f"{live.url}/v1/jobs", json=tiny_spec(benchmarks=benchmarks, conditions=["Q", long]), timeout=30
+    )
+    job_id = job_id.json()["id"]
+    view = _events(live.url, job_id, timeout=400)[-1]["job"]
+    assert view["state"] == "completed", view["error"]
+    (cell,) = view["failed_cells"]
+    assert (cell["benchmark"], cell["condition"], cell["rows"], cell["errors"]) == ("lawschool", "Long", 2, 2)
+    assert "exceed the model's 8192 positions" in cell["cause"]
+    metrics = httpx.get(f"{live.url}/v1/jobs/{job_id}/results/metrics?format=json", timeout=30).json()
+    assert {(m["benchmark"], m["condition"]) for m in metrics} == {
+        ("bbq", "Q"),
+        ("winogender", "Q"),
+        ("lawschool", "Q"),
+    }
+    samples = pq.read_table(io.BytesIO(httpx.get(f"{live.url}/v1/jobs/{job_id}/results/samples").content))
+    rows = samples.to_pylist()
+    assert [r["condition"] == "Long" for r in rows] == [r["error"] is not None for r in rows]
+    assert all(r["candidate_probs"] is None for r in rows if r["error"])
 
 
 @pytest.mark.parametrize(

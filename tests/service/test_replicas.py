@@ -200,7 +200,8 @@ def test_fifty_jobs_through_two_replicas_each_run_exactly_once(replicas: Replica
     jobs = _wait_terminal(replicas.store, job_ids, timeout=600)
     assert {job.state.value for job in jobs} == {"completed"}, [j.error for j in jobs if j.error][:3]
     assert {job.lease_epoch for job in jobs} == {1}  # each claimed once, never taken over
-    served = sum(int(line) for path in log_dir.iterdir() for line in path.read_text().split())
+    # one line per batch the engines served: start end kind requests first-prompt (tests/support/fake_engine.py)
+    served = sum(int(line.split()[3]) for path in log_dir.iterdir() for line in path.read_text().splitlines())
     assert served == 50 * 2  # every request sent to an engine once
     runners = {
         int(e.message.split("/")[1])

@@ -207,15 +207,21 @@ def test_shards_are_recorded_once_and_count_progress(store: JobStore) -> None:
     job_id = _create(store)
     keys = [ShardKey(0, "winogender", "Q", "score", i) for i in range(3)]
     store.add_shards(job_id, [(k, 5) for k in keys])
-    store.finish_shard(job_id, keys[1], path="parts/1.parquet", tokens=42)
+    store.finish_shard(job_id, keys[1], path="parts/1.parquet", tokens=42, computed_tokens=30, errors=1)
     store.add_shards(job_id, [(k, 5) for k in keys])  # planning again keeps what is done
     shards = store.shards(job_id)
     assert [s.state for s in shards] == ["pending", "done", "pending"]
-    assert shards[1].tokens == 42
+    assert (shards[1].tokens, shards[1].computed_tokens, shards[1].errors) == (42, 30, 1)
     assert shards[1].path == "parts/1.parquet"
     store.fail_shards(job_id, keys)
     assert [s.state for s in store.shards(job_id)] == ["failed", "done", "failed"]
-    assert store.shard_totals() == {"reason_requests": 0, "score_requests": 5, "tokens": 42}
+    assert store.shard_totals() == {
+        "reason_requests": 0,
+        "score_requests": 5,
+        "tokens": 42,
+        "computed_tokens": 30,
+        "errors": 1,
+    }
     assert store.jobs_by_state()["queued"] == 1
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import ray
-from fake_engine import FakeEngine, fake_engine_factory
 
 from schemas.errors import UnavailableError
 from schemas.inference import EngineConfig, ScoreRequest
+from tests.support.fake_engine import FakeEngine, fake_engine_factory
 from workers.cluster import ensure_ray, shutdown_ray
 from workers.pool import EnginePool
 
@@ -151,12 +151,12 @@ def test_pool_spreads_actors_over_two_nodes(two_node_cluster: str, tmp_path: Pat
     assert ray.is_initialized()
     node_ids = _alive_node_ids()
     ensure_ray()  # reuses the connection: a no-op
-    config = EngineConfig(model_path="fake-model", engine="hf", options={"log_dir": str(tmp_path)})
+    config = EngineConfig(model_path="fake-model", engine="hf", options={"log_dir": str(tmp_path), "cache": False})
     requests = [ScoreRequest(f"prompt {i}", (" yes", " no")) for i in range(60)]
     with EnginePool(config, num_actors=2, engine_factory=fake_engine_factory, batch_size=5) as pool:
         results = pool.score(requests)
         infos = pool.info()
-    assert results == FakeEngine(EngineConfig(model_path="fake-model")).score(requests)
+    assert results == FakeEngine(EngineConfig(model_path="fake-model", options={"cache": False})).score(requests)
     assert {info.node_id for info in infos} == node_ids, "one actor per node"
     served = {int(p.stem): len(p.read_text().splitlines()) for p in tmp_path.glob("*.log")}
     assert set(served) == {info.pid for info in infos}

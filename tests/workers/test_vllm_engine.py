@@ -117,8 +117,7 @@ def test_vllm_seeded_generation_is_reproducible(vllm_pool: EnginePool) -> None:
 
 
 def test_unknown_score_method_is_refused_before_loading() -> None:
-    from fake_engine import CharTokenizer
-
+    from tests.support.fake_engine import CharTokenizer
     from workers.vllm_engine import VLLMEngine
 
     config = EngineConfig(model_path="unused", engine="vllm", options={"score_method": "bogus"})
