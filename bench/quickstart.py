@@ -36,14 +36,17 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.prefix_cache import parse_config  # noqa: E402
 
 PHASES = [
-    ("validating", "validating"),
-    ("model load", "loading the model"),
-    ("reasoning", "generating reasoning"),
-    ("scoring", "scoring answers"),
-    ("finalizing", "finalizing"),
-    ("end", "completed"),
+    ("validating", ("validating",)),
+    ("model load", ("loading the model",)),
+    ("reasoning", ("generating reasoning",)),
+    ("scoring", ("scoring answers", ": scoring")),
+    ("finalizing", ("finalizing",)),
+    ("end", ("completed",)),
 ]
-"""Phase names and the event message fragment that starts each (the runner's progress messages)."""
+"""Phase names and the event message fragments that start each (the runner's progress messages: before the
+streaming runner, "generating reasoning" then "scoring answers"; since, "generating reasoning and scoring" (the
+scoring of finished reasoning and of the other conditions runs alongside) then "scoring" once the reasoning is
+done)."""
 
 
 def phases_from_events(store: Path) -> dict[str, float]:
@@ -51,8 +54,8 @@ def phases_from_events(store: Path) -> dict[str, float]:
     with sqlite3.connect(store) as db:
         events = db.execute("SELECT created_at, message FROM events ORDER BY id").fetchall()
     starts: dict[str, float] = {}
-    for name, fragment in PHASES:
-        at = next((t for t, message in events if message and fragment in message), None)
+    for name, fragments in PHASES:
+        at = next((t for t, message in events if message and any(f in message for f in fragments)), None)
         if at is not None:
             starts[name] = at
     names = [name for name, _ in PHASES if name in starts]
