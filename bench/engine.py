@@ -3,9 +3,11 @@
 Scores N prompts (real BBQ rows rendered in the model's format when the data is available, else
 synthetic text of the same shape) × 3 candidates (`` (a)``, `` (b)``, `` (c)``) and prints:
 
-- prompts/s and tokens/s (tokens: prompt + candidate tokens actually processed, no padding);
-- peak memory (RSS; and CUDA peak allocation on a GPU);
-- the share of the float32 (or the chosen dtype's) matmul roofline: ``2 × params × tokens/s`` divided by
+- prompts/s and tokens/s (tokens: prompt + candidate tokens requested), and the share of them the engine
+  computed (the rest came from its prefix cache: the chat template's system prompt, for one);
+- peak memory (RSS; and CUDA peak allocation on a GPU), the hf engine's prefix-cache peak, vLLM's prefix
+  cache hit rate;
+- the share of the float32 (or the chosen dtype's) matmul roofline: ``2 × params × computed tokens/s`` divided by
   the FLOP/s of a torch matmul measured in the same run, with the same threads, dtype and device, of
   the model's MLP shape (``max_batch_tokens × hidden`` by ``hidden × intermediate``); also with the
   non-embedding parameters only (the vocabulary projection runs on a few rows per prompt);
@@ -16,7 +18,8 @@ synthetic text of the same shape) × 3 candidates (`` (a)``, `` (b)``, `` (c)``)
 prefill rate, the decode rate and the overall generated tokens/s.
 
 ``--random-init ARCH`` builds a model of a known shape with random weights (no download) for GPU
-throughput/MFU runs; the tokenizer is the embedded model's. This is a benchmark, not a test.
+throughput/MFU runs; the tokenizer is the embedded model's (``bench/gpu_check.sh`` needs neither it nor
+pydantic). ``--no-prefix-cache`` runs the hf engine without its cache. This is a benchmark, not a test.
 
     python -m bench.engine --n 64 --threads 2
     python -m bench.engine --random-init llama-3.2-1b --dtype bfloat16 --device cuda --n 512 --json
@@ -51,28 +54,7 @@ from workers.engine import Engine  # noqa: E402
 CANDIDATES = (" (a)", " (b)", " (c)")
 ANSWER_PREFIX = "The answer is"
 COT_LEAD_IN = "Let's think about how to answer the question in a way that avoids bias or stereotyping."
-# Shapes of well-known models (from their published config.json files), for --random-init.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "smollm2-135m": {
-        "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
-        "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152, "tie_word_embeddings": True,
-    },
-    "llama-3.2-1b": {
-        "model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
-        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": True,
-        "rope_theta": 500000.0,
-    },
-    "qwen2.5-1.5b": {
-        "model_type": "qwen2", "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
-        "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
-        "rope_theta": 1000000.0,
-    },
-    "llama-3-8b": {
-        "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
-        "rope_theta": 500000.0,
-    },
-}  # fmt: skip
+from bench.shapes import ARCHITECTURES  # noqa: E402
 
 
 def bbq_like_humans(n: int) -> list[str]:
@@ -166,6 +148,8 @@ def load(args: argparse.Namespace) -> tuple[Engine, int, int]:
     options: dict[str, Any] = {}
     if args.max_batch_tokens:
         options["max_batch_tokens"] = args.max_batch_tokens
+    if args.engine == "hf" and args.no_prefix_cache:
+        options["prefix_cache"] = False
     if args.random_init:
         gguf = builtin_gguf_path(BUILTIN_MODELS[DEFAULT_MODEL])
         renderer = PromptRenderer(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name), "auto")
@@ -181,7 +165,7 @@ def load(args: argparse.Namespace) -> tuple[Engine, int, int]:
         )  # fmt: skip
         if args.engine != "hf":
             raise SystemExit("--random-init builds a torch model: use --engine hf")
-        from workers.hf_engine import HFEngine
+        from workers.hf import HFEngine
 
         engine: Engine = HFEngine(engine_config, renderer, model=model)
     else:
@@ -243,7 +227,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results, seconds = timed(lambda: engine.score(requests), device)
     else:
         results, seconds = timed(lambda: engine.score(requests), device)
-    tokens = sum(r.prompt_tokens + r.continuation_tokens for r in results)
+    tokens = sum(r.tokens_requested for r in results)
+    computed = sum(r.tokens_computed for r in results)
     # the roofline is the best rate seen before or after (other processes may load the machine meanwhile)
     gemm = max(gemm_before, matmul_flops(gemm_rows, hidden, intermediate, getattr(torch, args.dtype), device))
     report: dict[str, Any] = {
@@ -261,10 +246,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "prompts_per_s": len(requests) / seconds,
         "tokens_per_s": tokens / seconds,
+        "tokens_computed_share": computed / tokens,
         "gemm_shape": [gemm_rows, hidden, intermediate],
         "gemm_gflops": gemm / 1e9,
-        "roofline_share": 2 * params * tokens / seconds / gemm,
-        "roofline_share_non_embedding": 2 * non_embedding * tokens / seconds / gemm,
+        "roofline_share": 2 * params * computed / seconds / gemm,
+        "roofline_share_non_embedding": 2 * non_embedding * computed / seconds / gemm,
         "load_average": os.getloadavg()[0],
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
@@ -281,6 +267,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.generate:
         report.update(generation(engine, args, device))
+    stats = dict(getattr(engine, "stats", {}))
+    if stats.get("prompt_tokens"):  # vLLM: prompt tokens its prefix cache served
+        report["vllm_cache_hit_rate"] = stats["cached_tokens"] / stats["prompt_tokens"]
+    if "cache_peak_bytes" in stats:
+        report["prefix_cache_peak_mib"] = stats["cache_peak_bytes"] / 2**20
     report["peak_rss_mib"] = peak_rss_mib()
     if device.type == "cuda":
         report["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -320,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--max-batch-tokens", type=int, help="the hf engine's token budget per forward pass")
+    parser.add_argument("--no-prefix-cache", action="store_true", help="the hf engine without its prefix cache")
     parser.add_argument("--random-init", choices=sorted(ARCHITECTURES), help="a random model of this shape")
     parser.add_argument("--no-naive", action="store_true", help="skip the one-pass-per-candidate baseline")
     parser.add_argument("--naive-n", type=int, help="prompts for the baseline (default: all N)")

@@ -1,7 +1,9 @@
 """What crosses the engine boundary: per-request data and per-engine settings.
 
 Requests and results are plain frozen dataclasses (cheap to build by the hundred thousand and to
-pickle across Ray); the engine configuration is a pydantic model because users write it.
+pickle across Ray); the engine configuration is a pydantic model because users write it. It lives in
+:mod:`schemas.engine_config` and is imported from here on first use, so that the engines' own path
+(``workers.engine``, ``workers.hf``) runs without pydantic (``bench/gpu_check.sh`` needs that).
 
 Per-request settings (:class:`ScoreRequest`, :class:`GenerateRequest`) are kept apart from
 per-engine settings (:class:`EngineConfig`), like vLLM's ``SamplingParams`` vs ``LLM(...)``.
@@ -10,9 +12,10 @@ per-engine settings (:class:`EngineConfig`), like vLLM's ``SamplingParams`` vs `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+if TYPE_CHECKING:
+    from schemas.engine_config import EngineConfig
 
 EngineName = Literal["hf", "vllm"]
 DType = Literal["float32", "bfloat16", "float16"]
@@ -144,27 +147,25 @@ class ResolvedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class EngineConfig(BaseModel):
-    """Everything needed to load one engine for one model (per-engine settings)."""
+def __getattr__(name: str) -> Any:
+    """``EngineConfig`` on first use (PEP 562): this module itself never imports pydantic."""
+    if name == "EngineConfig":
+        from schemas.engine_config import EngineConfig
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+        return EngineConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    model_path: str = Field(description="Local folder of the resolved model (see workers.models).")
-    engine: EngineName = Field("hf", description="`hf` (torch + transformers) or `vllm`.")
-    dtype: DType = Field("float32", description="Weights and activations precision.")
-    prompt_format: PromptFormat = Field(
-        "auto",
-        description="`chat` (the model's template), `human_assistant`, or `auto` (chat if the tokenizer has a template).",
-    )
-    device: str | None = Field(
-        None, description="torch device for the hf engine; default: cuda if available, else cpu."
-    )
-    num_threads: int | None = Field(None, ge=1, description="CPU threads for the hf engine (torch.set_num_threads).")
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description=(
-            "Engine-specific options. hf: `max_batch_tokens` (token budget of one scoring pass), "
-            "`max_batch_sequences` (sequences decoded together). "
-            "vllm: `tensor_parallel_size`, `gpu_memory_utilization`, `max_model_len`, `enforce_eager`, ..."
-        ),
-    )
+
+__all__ = [
+    "ContinuationScore",
+    "DType",
+    "EngineConfig",
+    "EngineName",
+    "GenerateRequest",
+    "GenerateResult",
+    "PromptFormat",
+    "ResolvedModel",
+    "ResolvedPromptFormat",
+    "ScoreRequest",
+    "ScoreResult",
+]

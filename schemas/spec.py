@@ -95,8 +95,9 @@ class ModelSpec(_Spec):
     engine_options: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Engine settings. hf: `max_batch_tokens` (scoring), `max_batch_sequences` (generation). "
-            "vllm: `tensor_parallel_size`, `gpu_memory_utilization`, `max_model_len`, `enforce_eager`."
+            "Engine settings. hf: `max_batch_tokens` (new tokens per forward pass), `max_batch_sequences` "
+            "(generation), `prefix_cache` (true), `prefix_cache_mb` (its memory budget), `batch_invariant` "
+            "(true on CPU). vllm: `tensor_parallel_size`, `gpu_memory_utilization`, `max_model_len`, `enforce_eager`."
         ),
     )
     num_actors: int = Field(

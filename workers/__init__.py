@@ -3,7 +3,8 @@
 - :mod:`workers.models`: a model name (built-in, Hugging Face id, local folder) → a local folder;
 - :mod:`workers.engine`: the :class:`~workers.engine.Engine` interface and the tokenisation rule;
 - :mod:`workers.rendering`: dialogues → prompt text in a model's format;
-- :mod:`workers.hf_engine` (torch) and :mod:`workers.vllm_engine` (vLLM): the engines;
+- :mod:`workers.hf` (torch; a package: prefix cache, batch-invariant arithmetic) and
+  :mod:`workers.vllm_engine` (vLLM): the engines;
 - :mod:`workers.actor`, :mod:`workers.pool`, :mod:`workers.cluster`: hosting engines on Ray, with
   :mod:`workers.placement` (a pool's resources reserved at once), :mod:`workers.routing` (which batch
   an actor runs next), :mod:`workers.deadlines` (when a batch counts as hung) and

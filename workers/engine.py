@@ -17,8 +17,13 @@ the continuation is the rest of the joint encoding. Prompts are encoded without 
 when the prompt format is ``chat`` (the template already contains them) and with them (BOS) for
 ``human_assistant``.
 
-Engines own their batching and caching: a prompt is computed once for all its continuations, and
-the vocabulary projection is applied only where a log-probability is needed.
+Engines own their batching and caching: a prompt is computed once for all its continuations, shared
+prefixes are reused across prompts and calls, and the vocabulary projection is applied only where a
+log-probability is needed. A request an engine cannot serve is data, not an exception: it raises
+:class:`RequestError` inside the engine and comes back as an error result (``ScoreResult.failed``);
+:class:`EngineError` is for an engine that cannot run at all. Results report ``computed_tokens``, the
+tokens actually run through the model (a cached prefix is not), and engines keep cumulative counters in
+``stats`` (forwarded by the actor's ``info()``).
 """
 
 from __future__ import annotations
@@ -28,14 +33,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from schemas.dialogue import Dialogue
-from schemas.inference import EngineConfig, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
+from schemas.inference import GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 
 if TYPE_CHECKING:
+    from schemas.inference import EngineConfig
     from workers.rendering import PromptRenderer
 
 
 class EngineError(RuntimeError):
-    """An engine failed on a request (a dead engine raises; a bad request is reported with this)."""
+    """An engine failed: it cannot load or run. Raised; the pool fails the call with it."""
+
+
+class RequestError(EngineError):
+    """One request this engine cannot serve (a continuation that adds no tokens, an empty prompt, more
+    tokens than the model takes). Engines turn it into that request's error result
+    (``ScoreResult.failed`` / ``GenerateResult.failed``) and serve the rest of the batch."""
 
 
 class Engine(ABC):
@@ -73,9 +85,9 @@ class Engine(ABC):
             context = context[:common]
         continuation_ids = whole[len(context) :]
         if not continuation_ids:
-            raise EngineError(f"continuation {continuation!r} adds no tokens after the prompt")
+            raise RequestError(f"continuation {continuation!r} adds no tokens after the prompt")
         if not context:
-            raise EngineError("the prompt encodes to no tokens; nothing to condition the continuation on")
+            raise RequestError("the prompt encodes to no tokens; nothing to condition the continuation on")
         return context, continuation_ids
 
     # -- batch methods -----------------------------------------------------------------------------
@@ -97,7 +109,7 @@ def load_engine(config: EngineConfig) -> Engine:
 
     renderer = PromptRenderer.from_pretrained(config.model_path, config.prompt_format)
     if config.engine == "hf":
-        from workers.hf_engine import HFEngine
+        from workers.hf import HFEngine
 
         return HFEngine(config, renderer)
     if config.engine == "vllm":

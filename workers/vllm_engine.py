@@ -17,7 +17,16 @@ engine and the ``hf`` engine score exactly the same tokens; prompts go to vLLM a
   prompt log-probs (their early rows would be missing), so every candidate recomputes its context.
   Kept as a cross-check of the default.
 
-All requests of a batch go to vLLM in one ``LLM.generate`` call; results come back in request order.
+All requests of a batch go to vLLM in one ``LLM.generate`` call, **sorted by their token ids** (prefix
+order): a prompt's candidate reads follow its context, and prompts that share a system prompt or a
+question sit side by side, so vLLM's automatic prefix caching finds each shared block computed (vLLM
+schedules in submission order and caches a full block as soon as it is allocated). Results come back in
+request order. ``computed_tokens`` is what vLLM did not serve from its cache (``num_cached_tokens``),
+counted for the first request that needed a prompt; ``stats`` adds up requests, prompt tokens and cached
+tokens (their ratio is the cache hit rate) and the tokens requested and computed.
+
+A request that cannot be served (a continuation that adds no tokens, more tokens than ``max_model_len``)
+gets an error result; the rest of the batch is served.
 
 **Generation** uses ``SamplingParams(temperature, top_p, max_tokens, stop, seed)`` per request; the
 text excludes the stop string and the end-of-sequence token.
@@ -45,7 +54,7 @@ from schemas.inference import (
     ScoreRequest,
     ScoreResult,
 )
-from workers.engine import Engine, EngineError
+from workers.engine import Engine, EngineError, RequestError
 from workers.rendering import PromptRenderer
 
 ScoreMethod = Literal["next_token", "prompt_logprobs"]
@@ -100,46 +109,71 @@ class VLLMEngine(Engine):
         except TypeError as exc:  # an option vllm.LLM does not know
             raise EngineError(f"invalid vllm engine option in {sorted(options)}: {exc}") from exc
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
-        self.stats = {"requests": 0, "prompt_tokens": 0, "cached_tokens": 0}
-        """Cumulative vLLM requests, prompt tokens submitted and prompt tokens served from the prefix cache."""
+        self.stats = {
+            "requests": 0,
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+            "tokens_requested": 0,
+            "tokens_computed": 0,
+            "cache_hit_tokens": 0,
+        }
+        """Cumulative vLLM requests, prompt tokens submitted and served from the prefix cache (also as
+        ``cache_hit_tokens``, the hf engine's name), and the engine's tokens requested and computed."""
 
     # -- scoring -----------------------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         """Each continuation's summed log-probability (nats) and token ids, requests in order."""
-        pairs = [[self.encode_pair(r.prompt, c) for c in r.continuations] for r in requests]
-        for index, request_pairs in enumerate(pairs):
-            longest = max((len(ctx) + len(cont) for ctx, cont in request_pairs), default=0)
-            if longest >= self.max_model_len:
-                raise EngineError(
-                    f"request {index}: prompt and continuation take {longest} tokens, beyond the engine's "
-                    f"max_model_len={self.max_model_len}"
-                )
+        pairs: list[list[tuple[list[int], list[int]]]] = []
+        errors: dict[int, ScoreResult] = {}
+        for index, request in enumerate(requests):
+            try:
+                request_pairs = [self.encode_pair(request.prompt, c) for c in request.continuations]
+                longest = max((len(ctx) + len(cont) for ctx, cont in request_pairs), default=0)
+                if longest >= self.max_model_len:
+                    raise RequestError(
+                        f"prompt and continuation take {longest} tokens, beyond the engine's "
+                        f"max_model_len={self.max_model_len}"
+                    )
+            except RequestError as exc:
+                errors[index] = ScoreResult.failed(str(exc), prompt_tokens=len(self.encode(request.prompt)))
+                request_pairs = []
+            pairs.append(request_pairs)
+        computed = [0] * len(requests)
         if self.score_method == "next_token":
-            sums = self._score_next_token(pairs)
+            sums = self._score_next_token(pairs, computed)
         else:
-            sums = self._score_prompt_logprobs(pairs)
-        return [
-            ScoreResult(
+            sums = self._score_prompt_logprobs(pairs, computed)
+        results = [
+            errors.get(index)
+            or ScoreResult(
                 continuations=tuple(
                     ContinuationScore(value, tuple(cont))
                     for value, (_, cont) in zip(values, request_pairs, strict=True)
                 ),
                 prompt_tokens=max((len(ctx) for ctx, _ in request_pairs), default=0),
+                computed_tokens=computed[index],
             )
-            for values, request_pairs in zip(sums, pairs, strict=True)
+            for index, (values, request_pairs) in enumerate(zip(sums, pairs, strict=True))
         ]
+        self._count(results)
+        return results
 
-    def _score_next_token(self, pairs: list[list[tuple[list[int], list[int]]]]) -> list[list[float]]:
+    def _score_next_token(
+        self, pairs: list[list[tuple[list[int], list[int]]]], computed: list[int]
+    ) -> list[list[float]]:
         from vllm import SamplingParams
 
         # prefix → {next token: its log-probability}, for every prefix of every continuation
         reads: dict[tuple[int, ...], dict[int, float]] = {}
-        for request_pairs in pairs:
+        first: dict[tuple[int, ...], int] = {}  # prefix → the first request that reads after it
+        for index, request_pairs in enumerate(pairs):
             for context, continuation in request_pairs:
                 for j, token in enumerate(continuation):
-                    reads.setdefault((*context, *continuation[:j]), {})[token] = float("nan")
-        # Shorter prefixes first: a context is scheduled before the reads that extend it.
-        jobs = [(prefix, chunk) for prefix in sorted(reads, key=len) for chunk in _chunks(sorted(reads[prefix]))]
+                    prefix = (*context, *continuation[:j])
+                    reads.setdefault(prefix, {})[token] = float("nan")
+                    first.setdefault(prefix, index)
+        # Prefix order: a context is scheduled right before the reads that extend it.
+        jobs = [(prefix, chunk) for prefix in sorted(reads) for chunk in _chunks(sorted(reads[prefix]))]
         params = [SamplingParams(max_tokens=1, logprob_token_ids=chunk, detokenize=False) for _, chunk in jobs]
         outputs = self._run([list(prefix) for prefix, _ in jobs], params)
         for (prefix, chunk), output in zip(jobs, outputs, strict=True):
@@ -148,6 +182,7 @@ class VLLMEngine(Engine):
                 if token not in step:
                     raise EngineError(f"vLLM returned no log-probability for token {token} after a prefix")
                 reads[prefix][token] = float(step[token].logprob)
+            computed[first[prefix]] += len(prefix) - int(output.num_cached_tokens or 0)
         return [
             [
                 sum(reads[(*context, *continuation[:j])][token] for j, token in enumerate(continuation))
@@ -156,19 +191,24 @@ class VLLMEngine(Engine):
             for request_pairs in pairs
         ]
 
-    def _score_prompt_logprobs(self, pairs: list[list[tuple[list[int], list[int]]]]) -> list[list[float]]:
+    def _score_prompt_logprobs(
+        self, pairs: list[list[tuple[list[int], list[int]]]], computed: list[int]
+    ) -> list[list[float]]:
         from vllm import SamplingParams
 
-        unique = list(
-            dict.fromkeys((tuple(ctx), tuple(cont)) for request_pairs in pairs for ctx, cont in request_pairs)
-        )
+        first: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        for index, request_pairs in enumerate(pairs):
+            for context, continuation in request_pairs:
+                first.setdefault((tuple(context), tuple(continuation)), index)
+        unique = sorted(first, key=lambda pair: (*pair[0], *pair[1]))
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
         outputs = self._run([[*ctx, *cont] for ctx, cont in unique], [params] * len(unique))
         sums: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
         for (ctx, cont), output in zip(unique, outputs, strict=True):
             rows = output.prompt_logprobs
             sums[(ctx, cont)] = sum(float(rows[len(ctx) + k][token].logprob) for k, token in enumerate(cont))
-        return [[sums[(tuple(ctx), tuple(cont))] for ctx, cont in request_pairs] for request_pairs in pairs]
+            computed[first[(ctx, cont)]] += len(ctx) + len(cont) - int(output.num_cached_tokens or 0)
+        return [[sums[(tuple(c), tuple(k))] for c, k in request_pairs] for request_pairs in pairs]
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
@@ -176,13 +216,16 @@ class VLLMEngine(Engine):
         from vllm import SamplingParams
 
         prompts = [self.encode(r.prompt) for r in requests]
-        params = []
+        params, served = [], []
+        results: dict[int, GenerateResult] = {}
         for index, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
             if not prompt or len(prompt) >= self.max_model_len:
-                raise EngineError(
-                    f"request {index}: a prompt of {len(prompt)} tokens must be non-empty and shorter than the "
-                    f"engine's max_model_len={self.max_model_len}"
+                results[index] = GenerateResult.failed(
+                    f"a prompt of {len(prompt)} tokens must be non-empty and shorter than the engine's "
+                    f"max_model_len={self.max_model_len}",
+                    prompt_tokens=len(prompt),
                 )
+                continue
             try:
                 params.append(
                     SamplingParams(
@@ -196,12 +239,24 @@ class VLLMEngine(Engine):
                 )
             except ValueError as exc:
                 raise EngineError(f"request {index}: {exc}") from exc
-        results = []
-        for prompt, output in zip(prompts, self._run(prompts, params), strict=True):
-            completion = output.outputs[0]
+            served.append(index)
+        order = sorted(range(len(served)), key=lambda k: prompts[served[k]])  # prefix order
+        outputs = self._run([prompts[served[k]] for k in order], [params[k] for k in order])
+        for k, output in zip(order, outputs, strict=True):
+            index, completion = served[k], output.outputs[0]
             reason: Literal["stop", "length"] = "length" if completion.finish_reason == "length" else "stop"
-            results.append(GenerateResult(completion.text, len(prompt), len(completion.token_ids), reason))
-        return results
+            prompt_tokens, sampled = len(prompts[index]), len(completion.token_ids)
+            cached = int(output.num_cached_tokens or 0)
+            results[index] = GenerateResult(
+                completion.text, prompt_tokens, sampled, reason, prompt_tokens - cached + sampled
+            )
+        ordered = [results[i] for i in range(len(requests))]
+        self._count(ordered)
+        return ordered
+
+    def _count(self, results: Sequence[ScoreResult | GenerateResult]) -> None:
+        self.stats["tokens_requested"] += sum(r.tokens_requested for r in results)
+        self.stats["tokens_computed"] += sum(r.tokens_computed for r in results)
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _run(self, prompts: list[list[int]], params: Sequence[Any]) -> list[Any]:
@@ -213,7 +268,9 @@ class VLLMEngine(Engine):
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], list(params), use_tqdm=False)
         self.stats["requests"] += len(outputs)
         self.stats["prompt_tokens"] += sum(len(p) for p in prompts)
-        self.stats["cached_tokens"] += sum(int(o.num_cached_tokens or 0) for o in outputs)
+        cached = sum(int(o.num_cached_tokens or 0) for o in outputs)
+        self.stats["cached_tokens"] += cached
+        self.stats["cache_hit_tokens"] += cached
         return list(outputs)
 
     def close(self) -> None:

@@ -111,6 +111,14 @@ def _loaded(model: str, revision: str | None, **settings: Any) -> Iterator[Engin
         engine.close()
 
 
+def _served(error: str | None) -> None:
+    """An engine's error result (a request it cannot serve) fails the command like an engine error."""
+    if error is not None:
+        from workers.engine import EngineError
+
+        raise EngineError(error)
+
+
 @click.command()
 @_engine_options
 @click.option("--candidate", "candidates", multiple=True, required=True, help="A continuation to score (repeatable).")
@@ -133,6 +141,7 @@ def score(
         model, revision, engine=engine, dtype=dtype, device=device, num_threads=threads, prompt_format=prompt_format
     ) as loaded:
         (result,) = loaded.score([ScoreRequest(prompt, candidates)])
+        _served(result.error)
     tokenizer = loaded.renderer.tokenizer
     print_json(
         {
@@ -189,6 +198,7 @@ def generate(
         model, revision, engine=engine, dtype=dtype, device=device, num_threads=threads, prompt_format=prompt_format
     ) as loaded:
         (result,) = loaded.generate([request])
+        _served(result.error)
     if as_json:
         print_json(result)
     else:

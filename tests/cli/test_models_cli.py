@@ -89,3 +89,10 @@ def test_generate_json_is_seeded_and_bounded(runner: CliRunner) -> None:
     assert first["finish_reason"] in ("stop", "length")
     plain = runner.invoke(cli, ["generate", "--prompt", PROMPT, "--max-tokens", "3", "--temperature", "0"])
     assert plain.exit_code == 0, plain.output
+
+
+@pytest.mark.slow
+def test_a_request_the_engine_cannot_serve_is_a_clean_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["score", "--prompt", PROMPT, "--candidate", " (a)", "--candidate", ""])
+    assert result.exit_code != 0
+    assert "adds no tokens" in result.output

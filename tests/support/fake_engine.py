@@ -183,8 +183,9 @@ class FakeEngine(Engine):
 def fake_engine_factory(config: EngineConfig) -> Engine:
     """The engine factory of pools and live servers in tests (see the module docstring); the real engine for a
     model whose options set ``real_engine``."""
-    if config.options.get("real_engine"):
-        return load_engine(config)
+    if config.options.get("real_engine"):  # the real engine checks its options: it is not given this one
+        options = {k: v for k, v in config.options.items() if k != "real_engine"}
+        return load_engine(config.model_copy(update={"options": options}))
     return FakeEngine(config)
 
 

@@ -56,15 +56,17 @@ def requests(hf_engine: Any, data_dir: Path) -> list[ScoreRequest]:
 
 
 def reference_scores(model: Any, engine: Any, requests: list[ScoreRequest]) -> list[tuple[float, int]]:
-    """(score, tokens) from one full forward pass per (prompt, candidate): all positions, log_softmax, gather."""
+    """(score, tokens) from one full forward pass per (prompt, candidate): logits at every position, then
+    each continuation token's logit minus the log-sum-exp of its row, in float64, summed in order."""
     scores = []
     with torch.inference_mode():
         for request in requests:
             for candidate in request.continuations:
                 context, continuation = engine.encode_pair(request.prompt, candidate)
-                logits = model(torch.tensor([context + continuation])).logits[0]
-                logprobs = torch.log_softmax(logits.double(), dim=-1)
-                score = sum(float(logprobs[len(context) - 1 + k, t]) for k, t in enumerate(continuation))
+                logits = model(torch.tensor([context + continuation])).logits[0].double()
+                normaliser = torch.logsumexp(logits, dim=-1)
+                rows = [len(context) - 1 + k for k in range(len(continuation))]
+                score = sum(float(logits[r, t] - normaliser[r]) for r, t in zip(rows, continuation, strict=True))
                 scores.append((score, len(context) + len(continuation)))
     return scores
 
@@ -78,47 +80,50 @@ def engine_scores(hf_engine: Any, requests: list[ScoreRequest]) -> list[ScoreRes
     return list(hf_engine.score(requests))
 
 
-@pytest.fixture(scope="module")
-def plain_model(embedded_model: Any) -> Any:
+def load_plain(path: str, attention: str) -> Any:
     """The same checkpoint loaded by plain transformers (no engine involved)."""
     from transformers import AutoModelForCausalLM
 
-    import workers.hf_engine  # noqa: F401 - registers the "moralscope" attention with transformers
+    import workers.hf.attention  # noqa: F401 - registers the "moralscope" attention with transformers
 
-    model: Any = AutoModelForCausalLM.from_pretrained(embedded_model.path, attn_implementation="moralscope")
+    model: Any = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention)
     return model.eval()
 
 
-def test_scores_equal_one_sequence_forward_passes(
+@pytest.fixture(scope="module")
+def plain_model(embedded_model: Any, hf_engine: Any) -> Any:
+    """The checkpoint loaded by plain transformers with the engine's arithmetic ("moralscope" attention,
+    row-tiled linear layers), run one sequence at a time."""
+    from workers.hf.invariant import make_batch_invariant
+
+    model = load_plain(embedded_model.path, "moralscope")
+    assert make_batch_invariant(model) == hf_engine.row_tiles
+    return model
+
+
+def test_scores_equal_one_sequence_forward_passes_bit_for_bit(
     hf_engine: Any, plain_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
 ) -> None:
+    # The engine packs a context with all its candidates, batches many, cuts them under a token budget and
+    # reads contexts from its prefix cache; a plain forward pass over each context + candidate alone gives
+    # the same bits.
     expected = reference_scores(plain_model, hf_engine, requests)
     got = flat(engine_scores)
     assert len(got) == len(expected) > 150
-    # Below ~8 rows BLAS switches to other matmul kernels that round differently, so a reference pass over
-    # a sequence of a few tokens is itself ~1e-5 off; those are held to float32 noise, all others to 1e-5.
-    normal = [abs(a - b) for a, (b, n) in zip(got, expected, strict=True) if n >= 8]
-    tiny = [abs(a - b) for a, (b, n) in zip(got, expected, strict=True) if n < 8]
-    assert len(normal) > 150
-    assert len(tiny) == 3
-    assert max(normal) <= 1e-5
-    assert max(tiny) <= 1e-4
+    assert got == [score for score, _ in expected]
+    assert min(n for _, n in expected) < 8  # down to a few tokens (where BLAS takes other kernels)
     assert all(-60 < s < 0 for s in got)
 
 
-def test_scores_agree_with_stock_sdpa_within_float32_noise(
-    hf_engine: Any, plain_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
+def test_scores_agree_with_stock_transformers_within_float32_noise(
+    hf_engine: Any, embedded_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
 ) -> None:
-    # Stock float32 sdpa rounds differently for different key lengths: appending tokens to a sequence
-    # moves its summed log-probabilities by up to ~3e-5 on this model, so 1e-5 is below its own noise.
+    # Stock float32 (sdpa attention, BLAS on whole sequences) rounds differently for different shapes:
+    # appending tokens to a sequence moves its summed log-probabilities by up to ~3e-5 on this model.
     subset = requests[::4]
-    plain_model.set_attn_implementation("sdpa")
-    try:
-        expected = reference_scores(plain_model, hf_engine, subset)
-    finally:
-        plain_model.set_attn_implementation("moralscope")
+    expected = reference_scores(load_plain(embedded_model.path, "sdpa"), hf_engine, subset)
     got = flat(engine_scores[::4])
-    assert max(abs(a - b) for a, (b, _) in zip(got, expected, strict=True)) <= 1e-4
+    assert max(abs(a - b) for a, (b, _) in zip(got, expected, strict=True)) <= 5e-5
 
 
 def test_token_ids_and_counts_follow_joint_tokenisation(
@@ -138,15 +143,16 @@ def test_token_ids_and_counts_follow_joint_tokenisation(
 def test_batched_equals_unbatched_under_any_budget(
     hf_engine: Any, embedded_model: Any, requests: list[ScoreRequest], engine_scores: list[ScoreResult]
 ) -> None:
-    from workers.hf_engine import HFEngine
+    from workers.hf import HFEngine
 
     baseline = flat(engine_scores)
     for budget in (64, 100_000):  # one sequence per pass; everything in one pass (the default cuts a few)
-        config = EngineConfig(model_path=embedded_model.path, options={"max_batch_tokens": budget})
+        options = {"max_batch_tokens": budget, "prefix_cache": False}
+        config = EngineConfig(model_path=embedded_model.path, device="cpu", options=options)
         other = HFEngine(config, hf_engine.renderer, model=hf_engine.model)
-        assert max(abs(a - b) for a, b in zip(flat(other.score(requests)), baseline, strict=True)) <= 1e-5
+        assert flat(other.score(requests)) == baseline  # bit for bit (see tests/workers/test_hf_invariance.py)
     alone = [c.logprob for r in requests[::5] for c in hf_engine.score([r])[0].continuations]
-    assert max(abs(a - b) for a, b in zip(alone, flat(engine_scores[::5]), strict=True)) <= 1e-5
+    assert alone == flat(engine_scores[::5])
     assert hf_engine.score([]) == []
 
 
@@ -171,9 +177,23 @@ def test_encode_pair_edge_cases_on_the_real_tokenizer(hf_engine: Any) -> None:
         hf_engine.encode_pair("", " (a)")
 
 
-def test_score_refuses_sequences_longer_than_the_model(hf_engine: Any) -> None:
-    with pytest.raises(EngineError, match="positions"):
-        hf_engine.score([ScoreRequest("word " * 9000, (" (a)",))])
+def test_requests_that_cannot_be_scored_are_error_results(hf_engine: Any) -> None:
+    good = ScoreRequest("The answer is", (" (a)", " (b)"))
+    results = hf_engine.score(
+        [
+            ScoreRequest("word " * 9000, (" (a)",)),  # longer than the model's positions
+            good,
+            ScoreRequest("The answer is", (" (a)", "")),  # a continuation that adds no tokens
+            ScoreRequest("", (" (a)",)),  # nothing to condition on
+        ]
+    )
+    assert [r.error is not None for r in results] == [True, False, True, True]
+    assert "positions" in str(results[0].error)
+    assert results[0].prompt_tokens > 9000
+    assert "adds no tokens" in str(results[2].error)
+    assert "no tokens" in str(results[3].error)
+    assert all(r.continuations == () and r.tokens_computed == 0 for r in results if r.error)
+    assert results[1].continuations == hf_engine.score([good])[0].continuations
 
 
 # -- generation ------------------------------------------------------------------------------------
@@ -189,13 +209,17 @@ def test_same_seed_same_text_alone_or_in_a_batch(hf_engine: Any) -> None:
     ]
     (alone,) = hf_engine.generate([story])
     again, *rest = hf_engine.generate([story, *others])
-    assert again == alone
-    budget = hf_engine.max_batch_tokens
+    assert (again.text, again.completion_tokens, again.finish_reason) == (
+        alone.text,
+        alone.completion_tokens,
+        alone.finish_reason,
+    )
+    budget = hf_engine.forward.max_batch_tokens
     try:  # each prompt prefilled on its own, the caches joined for decoding
-        hf_engine.max_batch_tokens = 1
-        assert hf_engine.generate([story, *others]) == [again, *rest]
+        hf_engine.forward.max_batch_tokens = 1
+        assert [r.text for r in hf_engine.generate([story, *others])] == [r.text for r in (again, *rest)]
     finally:
-        hf_engine.max_batch_tokens = budget
+        hf_engine.forward.max_batch_tokens = budget
     assert alone.completion_tokens <= 24
     assert alone.prompt_tokens == len(hf_engine.encode(story.prompt))
     assert [r.prompt_tokens for r in rest] == [len(hf_engine.encode(o.prompt)) for o in others]
@@ -252,8 +276,14 @@ def test_max_new_tokens_and_end_of_sequence(hf_engine: Any) -> None:
 def test_invalid_generation_requests_are_refused(hf_engine: Any) -> None:
     with pytest.raises(ValueError, match="temperature"):
         hf_engine.generate([GenerateRequest("Hi", temperature=-1)])
-    with pytest.raises(EngineError, match="positions"):
-        hf_engine.generate([GenerateRequest("word " * 9000, max_new_tokens=4)])
+    too_long, fine = hf_engine.generate(
+        [GenerateRequest("word " * 9000, max_new_tokens=4), GenerateRequest("\n\nHuman: Hi\n\nAssistant:", 3, seed=1)]
+    )
+    assert too_long.finish_reason == "error"
+    assert "positions" in str(too_long.error)
+    assert too_long.text == ""
+    assert fine.error is None
+    assert 1 <= fine.completion_tokens <= 3
 
 
 def test_probabilities_are_consistent(engine_scores: list[ScoreResult]) -> None:
@@ -263,7 +293,7 @@ def test_probabilities_are_consistent(engine_scores: list[ScoreResult]) -> None:
 
 
 def test_sampler_follows_temperature_and_nucleus_row_by_row() -> None:
-    from workers.hf_engine import _sample
+    from workers.hf.generation import sample as _sample
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 3))
     requests = [

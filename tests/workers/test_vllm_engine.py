@@ -74,8 +74,10 @@ def test_vllm_scores_match_hf_engine(vllm_pool: EnginePool, hf_engine: Engine) -
     assert hf_engine.config.dtype == "float32"
     requests = scoring_requests(hf_engine.renderer)
     expected = hf_engine.score(requests)
-    got = vllm_pool.score(requests)
+    *got, unservable = vllm_pool.score([*requests, ScoreRequest("The answer is", (" (a)", ""))])
     assert len(got) == len(expected) == 20
+    assert unservable.error is not None
+    assert "adds no tokens" in unservable.error  # an error result; the rest of the batch is scored
     worst = 0.0
     for want, have in zip(expected, got, strict=True):
         assert have.prompt_tokens == want.prompt_tokens
@@ -87,6 +89,9 @@ def test_vllm_scores_match_hf_engine(vllm_pool: EnginePool, hf_engine: Engine) -
     assert (info.engine, info.engine_class, info.dtype, info.device) == ("vllm", "VLLMEngine", "float32", "cpu")
     # Each prompt's context is computed once: its candidates' reads find it in the prefix cache.
     assert info.stats["cached_tokens"] > 0.3 * info.stats["prompt_tokens"]
+    assert info.stats["cache_hit_tokens"] == info.stats["cached_tokens"]
+    assert all(r.computed_tokens is not None and r.computed_tokens > 0 for r in got)
+    assert info.stats["tokens_computed"] == sum(r.tokens_computed for r in got)
 
 
 @pytest.mark.slow
@@ -108,6 +113,7 @@ def test_vllm_seeded_generation_is_reproducible(vllm_pool: EnginePool) -> None:
         assert "\n\nHuman:" not in result.text
         assert 1 <= result.completion_tokens <= 24
         assert result.finish_reason in ("stop", "length")
+        assert result.completion_tokens <= result.tokens_computed <= result.tokens_requested
 
 
 def test_unknown_score_method_is_refused_before_loading() -> None:
