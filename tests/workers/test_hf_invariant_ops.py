@@ -16,7 +16,9 @@ KV_HEADS, GROUPS, DIM = 2, 3, 16
 
 
 def test_tile_plan_covers_the_rows_largest_tiles_first() -> None:
-    assert tile_plan(600, ROW_TILES) == [(0, 256), (256, 256), (512, 64), (576, 32)]  # 8 padded rows
+    assert tile_plan(2100, ROW_TILES) == [(0, 1024), (1024, 1024), (2048, 64)]  # 12 padded rows
+    assert tile_plan(600, ROW_TILES) == [(0, 512), (512, 64), (576, 32)]  # 8 padded rows
+    assert tile_plan(600, (256, 128, 64, 32, 16)) == [(0, 256), (256, 256), (512, 64), (576, 32)]
     assert tile_plan(27, ROW_TILES) == [(0, 32)]  # not 16 + 8 + 16
     assert tile_plan(3, ROW_TILES) == [(0, 16)]
     assert tile_plan(0, ROW_TILES) == []
@@ -31,6 +33,12 @@ def test_consistent_row_counts_drops_a_size_whose_rows_change() -> None:
         return x @ weight.t() + (1e-6 if len(x) == 16 else 0.0)
 
     assert consistent_row_counts(odd_for_16, rows, (256, 64, 16)) == (256, 64)
+
+    def odd_for_256(x: torch.Tensor) -> torch.Tensor:  # the largest size is not position-independent
+        return x @ weight.t() + (torch.arange(len(x))[:, None] * 1e-6 if len(x) == 256 else 0.0)
+
+    assert consistent_row_counts(odd_for_256, rows, (256, 64, 16)) == (64, 16)  # the next size is the reference
+    assert consistent_row_counts(lambda x: x + torch.arange(len(x))[:, None], rows, (256, 64)) == ()
 
 
 def test_a_row_of_a_tiled_product_does_not_depend_on_its_batch() -> None:
