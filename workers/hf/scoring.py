@@ -9,7 +9,8 @@ distinct continuations are its branches. Before that, the contexts' shared uncac
 once (:meth:`~workers.hf.forward.Forward.share`), and afterwards every context is cached.
 
 Only the rows whose next-token log-probability is needed (a context's last token, every continuation
-token but the last) go through the vocabulary projection, in chunks of at most 512 rows, and the
+token but the last) go through the vocabulary projection, those of a whole pass together (reading the
+projection's 28M weights once per pass, not once per context) in chunks of at most 512 rows, and the
 log-softmax is taken in float64 (a float32 log-sum-exp over a 49k vocabulary is off by ~1e-4).
 """
 
@@ -80,8 +81,8 @@ def score(engine: Any, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         works = [forward.work(c.tokens, c.continuations, owner=c.owner) for c in contexts.values()]
         context_of = {id(w): c for w, c in zip(works, contexts.values(), strict=True)}
         for done in forward.run(works, capture=forward.cache is not None):
-            for work in done:
-                context_of[id(work)].logprobs = _continuation_logprobs(engine, work)
+            for work, logprobs in zip(done, _continuation_logprobs(engine, done), strict=True):
+                context_of[id(work)].logprobs = logprobs
                 computed[work.owner] += work.new_tokens
                 forward.remember(work)
                 work.hidden = work.kv = None
@@ -95,25 +96,38 @@ def score(engine: Any, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
     return results
 
 
-def _continuation_logprobs(engine: Any, work: Work) -> list[float]:
-    """Summed log-probabilities of a context work's branches, from its hidden states."""
-    assert work.hidden is not None
-    trunk = len(work.tokens) - work.cached
+def _continuation_logprobs(engine: Any, works: Sequence[Work]) -> list[list[float]]:
+    """Summed log-probabilities of each context work's branches, from a pass's hidden states: the rows
+    that predict a continuation token, of all the pass's works, go through one vocabulary projection."""
+    hidden: list[torch.Tensor] = []
     rows: list[int] = []
     targets: list[int] = []
     owners: list[int] = []
-    at = trunk
-    for k, branch in enumerate(work.branches):
-        predictors = [trunk - 1, *range(at, at + len(branch) - 1)]
-        rows += predictors
-        targets += branch
-        owners += [k] * len(branch)
-        at += len(branch)
-    distinct = sorted(set(rows))
-    where = {row: i for i, row in enumerate(distinct)}
-    values = token_logprobs(engine, work.hidden[distinct], [where[r] for r in rows], targets)
-    sums = torch.zeros(len(work.branches), dtype=torch.float64).index_add_(0, torch.tensor(owners), values.cpu())
-    return [float(v) for v in sums.tolist()]
+    at_row = 0
+    branch = 0
+    for work in works:
+        assert work.hidden is not None
+        trunk = len(work.tokens) - work.cached
+        predictors: list[int] = []
+        at = trunk
+        for continuation in work.branches:
+            predictors += [trunk - 1, *range(at, at + len(continuation) - 1)]
+            targets += continuation
+            owners += [branch] * len(continuation)
+            at += len(continuation)
+            branch += 1
+        distinct = sorted(set(predictors))
+        where = {row: at_row + i for i, row in enumerate(distinct)}
+        rows += [where[r] for r in predictors]
+        hidden.append(work.hidden[distinct])
+        at_row += len(distinct)
+    values = token_logprobs(engine, torch.cat(hidden), rows, targets)
+    sums = torch.zeros(branch, dtype=torch.float64).index_add_(0, torch.tensor(owners), values.cpu()).tolist()
+    out, first = [], 0
+    for work in works:
+        out.append([float(v) for v in sums[first : first + len(work.branches)]])
+        first += len(work.branches)
+    return out
 
 
 def token_logprobs(engine: Any, hidden: torch.Tensor, rows: list[int], targets: list[int]) -> torch.Tensor:
