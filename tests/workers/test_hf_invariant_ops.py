@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from workers.hf.attention import DenseAttention
-from workers.hf.exact import QUERY_TILES, ExactAttention, verified_query_tiles
+from workers.hf.exact import KEY_BLOCK, QUERY_TILES, ExactAttention, verified_query_tiles
 from workers.hf.invariant import ROW_TILES, InvariantSiLU, consistent_row_counts, tile_plan, tiled_matmul
-from workers.hf.passes import CachedKV, Segment
+from workers.hf.passes import CachedKV, DenseKV, Segment
 
 KV_HEADS, GROUPS, DIM = 2, 3, 16
 
@@ -130,3 +130,40 @@ def test_exact_attention_is_a_function_of_a_tokens_own_keys() -> None:
     assert torch.equal(alone, together[:, start:])
     dense = run(DenseAttention(), [segment()], [cached], q, k, v)
     assert torch.allclose(dense, together, atol=1e-5)
+
+
+def test_a_decoding_step_reads_rows_in_place_with_the_bits_of_a_prefill_pass() -> None:
+    """Decoding over a buffer of rows (whole key blocks) gives a token the bits it gets in a general pass."""
+    torch.manual_seed(1)
+    width, rows = 3 * KEY_BLOCK, 3  # each row three blocks; the buffer's last row is the zero row
+    lengths = {0: 150, 2: 64}  # the tokens each decoding row holds; row 1 finished (no query this step)
+    buffer = torch.zeros(1, 2, KV_HEADS, (rows + 1) * width, DIM)
+    for row, length in lengths.items():
+        buffer[0, :, :, row * width : row * width + length] = torch.randn(2, KV_HEADS, length, DIM)
+    buffer[0, :, :, width : width + 50] = torch.randn(2, KV_HEADS, 50, DIM)  # the finished row's keys
+    q, k, v = torch.randn(KV_HEADS * GROUPS, 2, DIM), torch.randn(KV_HEADS, 2, DIM), torch.randn(KV_HEADS, 2, DIM)
+    backend = ExactAttention(verified_query_tiles(GROUPS, KV_HEADS, DIM, torch.device("cpu")))
+
+    slots = torch.tensor([row * width + length for row, length in lengths.items()])
+    source = DenseKV(buffer, slots, width)
+    segments = [Segment(torch.arange(row * width, row * width + n), [0]) for row, n in lengths.items()]
+    for i, segment in enumerate(segments):
+        segment.start = i
+    keys, values = source.keys_values(0, k, v)
+    decoded = backend(backend.compile(segments, source, GROUPS, torch.device("cpu")), q, keys, values, DIM**-0.5)
+
+    for i, (row, n) in enumerate(lengths.items()):  # the same token, computed in a general pass
+        own_k, own_v = buffer[0, 0, :, row * width : row * width + n], buffer[0, 1, :, row * width : row * width + n]
+        cached = torch.stack([own_k[:, : n - 4], own_v[:, : n - 4]])[None]  # all but its last four keys cached
+        q5 = torch.cat([torch.randn(KV_HEADS * GROUPS, 4, DIM), q[:, i : i + 1]], dim=1)
+        k5, v5 = (
+            torch.cat([own_k[:, n - 4 :], k[:, i : i + 1]], dim=1),
+            torch.cat([own_v[:, n - 4 :], v[:, i : i + 1]], dim=1),
+        )
+        general = run(backend, [Segment(torch.arange(n - 4) + 5, list(range(5)))], [cached], q5, k5, v5)
+        assert torch.equal(decoded[:, i], general[:, 4]), row
+        everything = torch.ones(1, n + 1, dtype=torch.bool)
+        expected = reference(
+            q[:, i : i + 1], torch.cat([own_k, k[:, i : i + 1]], 1), torch.cat([own_v, v[:, i : i + 1]], 1), everything
+        )
+        assert torch.allclose(decoded[:, i : i + 1].double(), expected, atol=1e-5)

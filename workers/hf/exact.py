@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from workers.hf.invariant import consistent_row_counts, tile_plan
-from workers.hf.passes import KVSource, Segment, segment_layout
+from workers.hf.passes import DenseKV, KVSource, Segment, segment_layout
 
 KEY_BLOCK = 64
 """Key slots per block."""
@@ -38,6 +38,17 @@ class _TileClass:
     slices: list[tuple[int, int]]
 
 
+@dataclass
+class _RowBlocks:
+    """A decoding step over a :class:`DenseKV` buffer whose rows are whole key blocks: every row's blocks are
+    read where they lie (one query per row, no gathering); rows without a query are computed and dropped."""
+
+    rows: torch.Tensor  # (n_new,) the buffer row of each new token
+    mask: torch.Tensor  # (rows × blocks, 1, KEY_BLOCK): the keys each row's query sees
+    total_rows: int
+    blocks: int
+
+
 class ExactAttention:
     """Fixed-shape, position-ordered attention in float32 (see the module docstring)."""
 
@@ -45,7 +56,10 @@ class ExactAttention:
         self.query_tiles = tuple(query_tiles)
 
     def compile(self, segments: Sequence[Segment], source: KVSource, groups: int, device: torch.device) -> Any:
-        """Blocks, tiles (a segment's rows in order, cut by :func:`tile_plan`) and (tile, block) work items."""
+        """Blocks, tiles (a segment's rows in order, cut by :func:`tile_plan`) and (tile, block) work items;
+        for a decoding step over rows of whole blocks, just which row each query reads (:class:`_RowBlocks`)."""
+        if isinstance(source, DenseKV) and source.width % KEY_BLOCK == 0:
+            return _row_blocks(source, device)
         block = KEY_BLOCK
         layout = segment_layout(segments, source)
         n_new = source.n_new
@@ -132,6 +146,8 @@ class ExactAttention:
         self, compiled: Any, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float
     ) -> torch.Tensor:
         """Outputs (heads, n_new, dim) of ``query`` (heads, n_new, dim) over ``keys``/``values`` (kv_heads, slots, dim)."""
+        if isinstance(compiled, _RowBlocks):
+            return self._decode(compiled, query, keys, values, scaling)
         slots, classes = compiled
         heads, n_new, dim = query.shape
         kv_heads = keys.shape[0]
@@ -164,6 +180,54 @@ class ExactAttention:
             result = (acc / total[..., None]).view(kv_heads, tiles, groups, c.size, dim).transpose(1, 2)
             out[:, :, c.rows.flatten()] = result.reshape(kv_heads, groups, tiles * c.size, dim)
         return out.view(heads, n_new + 1, dim)[:, :n_new].to(query.dtype)
+
+    def _decode(
+        self, layout: _RowBlocks, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float
+    ) -> torch.Tensor:
+        """The general arithmetic's products, softmax and block order, on every row's blocks in place.
+
+        Each (row, block) pair is one product of the smallest verified tile (``groups × size`` rows, the
+        row's query first and zero queries after it), exactly as :meth:`__call__` computes a one-query tile,
+        so a token gets the same bits as in a prefill pass. Blocks past a row's position are masked
+        entirely and add exact zeros."""
+        heads, n_new, dim = query.shape
+        kv_heads = keys.shape[0]
+        groups, size = heads // kv_heads, self.query_tiles[-1]
+        total, blocks, rows = layout.total_rows, layout.blocks, groups * size
+        wide = torch.float32
+        q = query.new_zeros((kv_heads, total, groups, size, dim), dtype=wide)
+        q.select(3, 0).index_copy_(1, layout.rows, query.to(wide).reshape(kv_heads, groups, n_new, dim).transpose(1, 2))
+        q = q.view(kv_heads, total, 1, rows, dim).expand(-1, -1, blocks, -1, -1).reshape(-1, total * blocks, rows, dim)
+        k = keys.to(wide).view(kv_heads, total * blocks, KEY_BLOCK, dim)
+        v = values.to(wide).view(kv_heads, total * blocks, KEY_BLOCK, dim)
+        scores = torch.matmul(q, k.transpose(-1, -2))  # (kv_heads, rows × blocks, tile rows, block)
+        scores.mul_(scaling).masked_fill_(~layout.mask, float("-inf"))
+        top = scores.amax(-1).view(kv_heads, total, blocks, rows).amax(2)
+        top.masked_fill_(top == float("-inf"), 0.0)
+        weights = torch.exp(scores.view(kv_heads, total, blocks, rows, KEY_BLOCK) - top[:, :, None, :, None])
+        sums = weights.sum(-1)
+        mixed = torch.matmul(weights.view(kv_heads, total * blocks, rows, KEY_BLOCK), v)
+        mixed = mixed.view(kv_heads, total, blocks, rows, dim)
+        acc = mixed.new_zeros((kv_heads, total, rows, dim))
+        sum_ = sums.new_zeros((kv_heads, total, rows))
+        for b in range(blocks):  # block after block, in position order
+            acc += mixed[:, :, b]
+            sum_ += sums[:, :, b]
+        result = (acc / sum_[..., None]).view(kv_heads, total, groups, size, dim).select(3, 0)
+        result = result.index_select(1, layout.rows)  # (kv_heads, n_new, groups, dim)
+        return result.permute(0, 2, 1, 3).reshape(heads, n_new, dim).to(query.dtype)
+
+
+def _row_blocks(source: DenseKV, device: torch.device) -> _RowBlocks:
+    """Which buffer row each new token of a decoding step reads, and the keys its query sees."""
+    width = source.width
+    total = (source.zero_slot + width) // width
+    blocks = width // KEY_BLOCK
+    rows = source.new_slots // width
+    position = torch.zeros(total, dtype=torch.long)  # rows without a query see their first key (no NaN)
+    position[rows] = source.new_slots % width
+    mask = torch.arange(width)[None] <= position[:, None]
+    return _RowBlocks(rows.to(device), mask.view(total * blocks, 1, KEY_BLOCK).to(device), total, blocks)
 
 
 def verified_query_tiles(groups: int, kv_heads: int, head_dim: int, device: torch.device) -> tuple[int, ...]:

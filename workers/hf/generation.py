@@ -3,7 +3,8 @@
 Prompts (longest first) are decoded ``max_batch_sequences`` at a time. A batch's prompts are prefilled in
 passes under the token budget, each after whatever the prefix cache holds of it (prefixes shared by
 several prompts of the call are computed once before, see :meth:`~workers.hf.forward.Forward.share`);
-their keys and values are laid into one buffer, a row per prompt at absolute positions, and decoding adds
+their keys and values are laid into one buffer, a row of whole key blocks per prompt at absolute positions
+(so the exact attention reads each row's blocks where they lie, without gathering), and decoding adds
 one token per unfinished row per step, with one ``torch.Generator`` per request, so the same request and
 seed give the same text whatever it is batched with. When a row finishes, its prompt and sampled tokens
 (all but the last, which was never run through the model) go into the prefix cache: the CoT answer prompt
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import torch
 
 from schemas.inference import GenerateRequest, GenerateResult
+from workers.hf.exact import KEY_BLOCK
 from workers.hf.forward import Forward, kv_slice
 from workers.hf.passes import DenseKV, Pass, Segment, run_pass
 
@@ -69,7 +71,8 @@ def _generate_batch(
 ) -> list[GenerateResult]:
     """Prefill a batch's prompts, then decode one token per unfinished row per step."""
     forward: Forward = engine.forward
-    width = max(len(p) + r.max_new_tokens for p, r in zip(prompts, requests, strict=True))
+    longest = max(len(p) + r.max_new_tokens for p, r in zip(prompts, requests, strict=True))
+    width = -(-longest // KEY_BLOCK) * KEY_BLOCK  # rows of whole key blocks: decoding reads them in place
     works = [forward.work(p, owner=o) for p, o in zip(prompts, owners, strict=True)]
     row_of = {id(w): row for row, w in enumerate(works)}
     last_hidden: list[torch.Tensor | None] = [None] * len(works)
@@ -79,9 +82,9 @@ def _generate_batch(
             assert work.hidden is not None
             assert work.kv is not None
             row = row_of[id(work)]
-            if buffer is None:  # (layers, 2, kv_heads, rows × width + a zero slot, head_dim)
+            if buffer is None:  # (layers, 2, kv_heads, (rows + a zero row) × width, head_dim)
                 layers, _, kv_heads, _, dim = work.kv.shape
-                buffer = work.kv.new_zeros((layers, 2, kv_heads, len(works) * width + 1, dim))
+                buffer = work.kv.new_zeros((layers, 2, kv_heads, (len(works) + 1) * width, dim))
             parts = [*work.chunks, (work.kv, len(work.tokens) - work.cached)]
             buffer[:, :, :, row * width : row * width + len(work.tokens)] = kv_slice(parts, 0, len(work.tokens))
             last_hidden[row] = work.hidden[len(work.tokens) - work.cached - 1]
@@ -109,7 +112,8 @@ def _generate_batch(
             Segment(torch.arange(i * width, i * width + p), [t])
             for i, p, t in zip(active, positions, tokens, strict=True)
         ]
-        source = DenseKV(buffer, torch.tensor([i * width + p for i, p in zip(active, positions, strict=True)]))
+        slots = torch.tensor([i * width + p for i, p in zip(active, positions, strict=True)])
+        source = DenseKV(buffer, slots, width)
         step = Pass(segments, source, backend=forward.backend, device=engine.device, capture=False)
         logits = engine.model.lm_head(run_pass(engine.model, step))
 

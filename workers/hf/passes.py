@@ -82,18 +82,22 @@ class CachedKV(KVSource):
 
 
 class DenseKV(KVSource):
-    """A decoding batch's keys and values, (layers, 2, kv_heads, slots + 1, head_dim), written in place.
+    """A decoding batch's keys and values, (layers, 2, kv_heads, rows × width, head_dim), written in place.
 
-    Each new token's keys and values are stored at ``write_slots`` before attention reads the buffer; the
-    buffer's last slot stays zero.
+    Row ``r`` of the buffer holds one sequence's keys and values at slots ``r × width + position``; its last
+    row is never written and stays zero (the zero slot is its first). Each step's new tokens are stored at
+    ``write_slots`` before attention reads the buffer, and each new token sees exactly the slots of its row
+    up to its own, so an arithmetic may read the rows as they lie (see
+    :meth:`workers.hf.exact.ExactAttention.compile`).
     """
 
-    def __init__(self, buffer: torch.Tensor, write_slots: torch.Tensor) -> None:
+    def __init__(self, buffer: torch.Tensor, write_slots: torch.Tensor, width: int) -> None:
         super().__init__(len(write_slots))
         self.buffer = buffer
+        self.width = width
         self.new_slots = write_slots.cpu()
         self.write_slots = write_slots.to(buffer.device)
-        self.zero_slot = buffer.shape[3] - 1
+        self.zero_slot = buffer.shape[3] - width
 
     def keys_values(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.buffer[layer, 0, :, self.write_slots] = key.to(self.buffer.dtype)
