@@ -4,9 +4,9 @@ The pool (:class:`workers.pool.EnginePool`) is created once per model, in the re
 (:mod:`service.runner.sweep`), and used for all its benchmarks and conditions. The loop keeps about one
 batch per actor waiting in the pool beyond what the actors hold (so an actor that finishes always finds
 work, and late-arriving CoT answers do not queue behind much), takes finished batches as they come
-(no barrier); batches shrink as the model's work runs out (at most its remaining requests ÷ twice its
-actors, reasoning counted apart: guided self-scheduling, so that one big batch does not run alone at the
-end), and it lets :class:`service.runner.work.ModelWork` commit every shard as soon as its rows
+(no barrier); with several actors, batches shrink as the model's work runs out (at most its remaining
+requests ÷ twice its actors, reasoning counted apart: guided self-scheduling, so that one big batch does not
+run alone at the end), and it lets :class:`service.runner.work.ModelWork` commit every shard as soon as its rows
 are in. Phases: ``loading`` → ``reason`` (while reasoning is left; answers and other scoring run
 alongside) → ``score`` → ``done``.
 """
@@ -27,6 +27,24 @@ from service.runner.work import ModelWork
 logger = logging.getLogger("moralscope.runner")
 
 POLL_S = 0.25
+
+
+def batch_limits(remaining: dict[str, int], actors: int) -> dict[str, int] | None:
+    """The most requests the next generate and score batch may hold, given the model's ``remaining`` requests
+    by phase (None: whole batches).
+
+    Guided self-scheduling: with several actors, batches shrink as the work runs out, so the actors finish
+    together (reasoning by its own count: one reasoning request costs many scoring ones). One actor has no
+    one to finish with, and a smaller batch only costs it more (a generation batch decodes as many steps
+    however few its rows), so its batches stay whole.
+    """
+    if actors < 2:
+        return None
+    share = 2 * actors
+    return {
+        "generate": max(1, math.ceil(remaining[REASON] / share)),
+        "score": max(1, math.ceil((remaining[REASON] + remaining[SCORE]) / share)),
+    }
 
 
 class ModelRun:
@@ -66,14 +84,7 @@ class ModelRun:
                         phase, f"{key}: {'generating reasoning and scoring' if phase == 'reason' else 'scoring'}"
                     )
                 while pool.backlog < pool.num_actors * pool.batch_size:
-                    # guided self-scheduling: batches shrink as the work runs out, so the actors finish together
-                    # (reasoning by its own count: one reasoning request costs many scoring ones)
-                    share = 2 * pool.num_actors
-                    most = {
-                        "generate": max(1, math.ceil(work.remaining[REASON] / share)),
-                        "score": max(1, math.ceil((work.remaining[REASON] + work.remaining[SCORE]) / share)),
-                    }
-                    batch = work.next_batch(most=most)
+                    batch = work.next_batch(most=batch_limits(work.remaining, pool.num_actors))
                     if batch is None:
                         break
                     tracker.batch_sent()

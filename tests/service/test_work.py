@@ -137,3 +137,11 @@ def test_answers_still_in_flight_are_not_sent_again_by_the_other_scoring(setting
 
 def _engine() -> FakeEngine:
     return FakeEngine(EngineConfig(model_path="fake", options={"cache": False}))
+
+
+def test_batches_shrink_as_the_work_runs_out_only_when_several_actors_share_it() -> None:
+    from service.runner.model_run import batch_limits
+
+    assert batch_limits({REASON: 100, SCORE: 300}, 1) is None  # one actor: whole batches
+    assert batch_limits({REASON: 100, SCORE: 300}, 2) == {"generate": 25, "score": 100}
+    assert batch_limits({REASON: 0, SCORE: 3}, 4) == {"generate": 1, "score": 1}
