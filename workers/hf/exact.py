@@ -221,7 +221,7 @@ class ExactAttention:
 def _row_blocks(source: DenseKV, device: torch.device) -> _RowBlocks:
     """Which buffer row each new token of a decoding step reads, and the keys its query sees."""
     width = source.width
-    total = (source.zero_slot + width) // width
+    total = source.buffer.shape[3] // width  # every row of the buffer, its zero row included
     blocks = width // KEY_BLOCK
     rows = source.new_slots // width
     position = torch.zeros(total, dtype=torch.long)  # rows without a query see their first key (no NaN)
